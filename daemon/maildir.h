@@ -36,6 +36,14 @@ void maildir_unique_name(char *buf, size_t len, const char *hostname,
 int maildir_deliver(const char *spool_path, const char *const *maildirs,
 		    size_t n, const char *name, char *err, size_t errlen);
 
+/* The first half of maildir_deliver, for group commit (delivery.c): links
+ * the spool file as new/<name> into every maildir (created when missing),
+ * rolling back on failure, but makes nothing durable: the caller issues
+ * one barrier for a whole batch. Returns 0, or -1 with a message in err.
+ * Blocking: call from a worker thread. */
+int maildir_link(const char *spool_path, const char *const *maildirs,
+		 size_t n, const char *name, char *err, size_t errlen);
+
 /* One message of a maildrop, as POP3 sees it. */
 struct maildir_msg {
 	char *rel;                     /* "new/NAME" or "cur/NAME", owned */

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "listener.h"
 #include "log.h"
 #include "server.h"
@@ -175,6 +176,10 @@ main(int argc, char **argv)
 	if ((srv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	srv.workers = worker_pool_new(srv.base, (int)cfg.worker_threads);
+	if (delivery_init(&srv, DELIVERY_SYNCFS) == -1) {
+		log_warn("cannot open data_dir %s", cfg.data_dir);
+		return 1;
+	}
 	if (listener_open_all(&srv) == -1) {
 		log_warnx("cannot open listeners, not starting");
 		return 1;

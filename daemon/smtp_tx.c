@@ -9,13 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery.h"
 #include "log.h"
 #include "maildir.h"
 #include "smtp_parse.h"
 #include "smtp_tx.h"
 #include "store.h"
 #include "util.h"
-#include "worker.h"
 
 #define SMTP_TX_WBUF 65536
 
@@ -44,9 +44,8 @@ struct smtp_tx {
 	uint64_t header_bytes, header_lines;
 	int too_big, io_error, finished;
 
-	int pending;                 /* delivery running on a worker */
-	int deliver_ok;
-	char deliver_err[ERR_LEN];
+	int pending;                 /* delivery under way */
+	struct delivery_job job;
 	char name[MAILDIR_NAME_MAX + 1];
 	void (*done)(void *arg, const char *reply);
 	void *done_arg;
@@ -65,8 +64,7 @@ static int smtp_tx_target_ok(struct smtp_tx *tx,
 static void smtp_tx_sanitize(char *dst, size_t len, const char *src);
 static int smtp_tx_write(struct smtp_tx *tx, const char *buf, size_t len);
 static int smtp_tx_flush(struct smtp_tx *tx);
-static void smtp_tx_deliver_work(void *arg);
-static void smtp_tx_deliver_done(void *arg);
+static void smtp_tx_delivered(struct delivery_job *job);
 
 static void
 smtp_tx_reply(char *reply, size_t len, const char *fmt, ...)
@@ -530,28 +528,15 @@ smtp_tx_failed(const struct smtp_tx *tx, char *reply, size_t len)
 }
 
 static void
-smtp_tx_deliver_work(void *arg)
+smtp_tx_delivered(struct delivery_job *job)
 {
-	struct smtp_tx *tx = arg;
-	const char *const *dirs = (const char *const *)tx->maildirs;
-
-	tx->deliver_ok = maildir_deliver(tx->spool_path, dirs, tx->nmaildirs,
-					 tx->name, tx->deliver_err,
-					 sizeof(tx->deliver_err)) == 0;
-	/* Delivered or not, the spool copy is no longer needed: on failure
-	 * the client gets a 4xx and sends again. */
-	unlink(tx->spool_path);
-}
-
-static void
-smtp_tx_deliver_done(void *arg)
-{
-	struct smtp_tx *tx = arg;
+	struct smtp_tx *tx = job->arg;
 	char reply[SMTP_REPLY_MAX];
 
 	tx->pending = 0;
+	/* The delivery code has unlinked the spool file. */
 	tx->spool_path[0] = '\0';
-	if (tx->deliver_ok) {
+	if (job->ok) {
 		log_info("%s smtp delivered id=%s from=<%s%s%s> nrcpt=%zu "
 			 "mailboxes=%zu size=%llu",
 			 tx->session_id, tx->id,
@@ -565,7 +550,7 @@ smtp_tx_deliver_done(void *arg)
 			      "250 2.0.0 Ok: queued as %s", tx->id);
 	} else {
 		log_warnx("%s smtp delivery-failed id=%s error=\"%s\"",
-			  tx->session_id, tx->id, tx->deliver_err);
+			  tx->session_id, tx->id, job->err);
 		smtp_tx_reply(reply, sizeof(reply),
 			      "451 4.3.0 Error: local delivery failed");
 	}
@@ -603,7 +588,12 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	tx->done = done;
 	tx->done_arg = arg;
 	tx->pending = 1;
-	worker_submit(tx->srv->workers, smtp_tx_deliver_work,
-		      smtp_tx_deliver_done, tx);
+	tx->job.spool_path = tx->spool_path;
+	tx->job.maildirs = (const char *const *)tx->maildirs;
+	tx->job.nmaildirs = tx->nmaildirs;
+	tx->job.name = tx->name;
+	tx->job.done = smtp_tx_delivered;
+	tx->job.arg = tx;
+	delivery_submit(&tx->job);
 	return 0;
 }
