@@ -53,6 +53,28 @@ struct config {
 	uint64_t pop3_auth_fail_delay_ms; /* default 2000 */
 	int pop3_allow_plaintext;        /* allow_plaintext_auth = yes|no; default yes
 	                                    until TLS exists (issue 3) */
+
+	/* [tls] */
+	char tls_cert[1024];             /* PEM chain; empty = no TLS */
+	char tls_key[1024];
+
+	/* [submission] (587, STARTTLS) and [submissions] (465, implicit
+	 * TLS, RFC 8314); [pop3s] (995, implicit TLS). */
+	struct config_listen_list submission_listen;  /* default none */
+	struct config_listen_list submissions_listen; /* default none */
+	struct config_listen_list pop3s_listen;       /* default none */
+	uint64_t submission_max_messages_per_hour;    /* per account; 200 */
+	uint64_t submission_max_recipients;           /* per message; 100 */
+
+	/* [auth] */
+	int auth_plaintext_loopback;  /* plaintext_on_loopback = yes|no;
+	                                 default no */
+	int smtp_auth_on_mx;          /* [smtp] auth = yes|no; default no */
+	uint64_t auth_fail_delay_ms;  /* [auth] fail_delay; default 2000 */
+
+	/* [server] durability = syncfs|fsync: the barrier before a 250
+	 * (delivery.h); default syncfs. */
+	int durability;
 };
 
 /* Fills cfg with every default. */

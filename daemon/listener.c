@@ -16,7 +16,17 @@
 #include "smtp_session.h"
 #include "util.h"
 
-enum listener_proto { LISTENER_SMTP, LISTENER_POP3 };
+enum listener_proto {
+	LISTENER_SMTP,
+	LISTENER_SUBMISSION,
+	LISTENER_SUBMISSIONS,
+	LISTENER_POP3,
+	LISTENER_POP3S,
+};
+
+static const char *const listener_names[] = {
+	"smtp", "submission", "submissions", "pop3", "pop3s",
+};
 
 struct listener {
 	struct evconnlistener *evl;
@@ -85,7 +95,7 @@ listener_refuse(evutil_socket_t fd, enum listener_proto proto,
 	char line[512];
 	int n;
 
-	if (proto == LISTENER_SMTP)
+	if (proto != LISTENER_POP3 && proto != LISTENER_POP3S)
 		n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s\r\n",
 			     srv->cfg->hostname, why);
 	else
@@ -144,10 +154,23 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	}
 	pc->count++;
 	srv->connections++;
-	if (l->proto == LISTENER_SMTP)
-		smtp_session_start(srv, fd, &peer);
-	else
-		pop3_session_start(srv, fd, &peer);
+	switch (l->proto) {
+	case LISTENER_SMTP:
+		smtp_session_start(srv, fd, &peer, SMTP_LISTENER_MX);
+		break;
+	case LISTENER_SUBMISSION:
+		smtp_session_start(srv, fd, &peer, SMTP_LISTENER_SUBMISSION);
+		break;
+	case LISTENER_SUBMISSIONS:
+		smtp_session_start(srv, fd, &peer, SMTP_LISTENER_SUBMISSIONS);
+		break;
+	case LISTENER_POP3:
+		pop3_session_start(srv, fd, &peer, 0);
+		break;
+	case LISTENER_POP3S:
+		pop3_session_start(srv, fd, &peer, 1);
+		break;
+	}
 }
 
 static void
@@ -167,7 +190,7 @@ listener_open_one(struct server *srv, enum listener_proto proto,
 	struct addrinfo hints, *res = NULL, *ai;
 	struct listener *l;
 	int fd = -1, one = 1, err;
-	const char *name = proto == LISTENER_SMTP ? "smtp" : "pop3";
+	const char *name = listener_names[proto];
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -225,16 +248,21 @@ listener_open_one(struct server *srv, enum listener_proto proto,
 int
 listener_open_all(struct server *srv)
 {
-	size_t i;
+	const struct config *cfg = srv->cfg;
+	const struct config_listen_list *lists[] = {
+		[LISTENER_SMTP] = &cfg->smtp_listen,
+		[LISTENER_SUBMISSION] = &cfg->submission_listen,
+		[LISTENER_SUBMISSIONS] = &cfg->submissions_listen,
+		[LISTENER_POP3] = &cfg->pop3_listen,
+		[LISTENER_POP3S] = &cfg->pop3s_listen,
+	};
+	size_t p, i;
 
-	for (i = 0; i < srv->cfg->smtp_listen.n; i++)
-		if (listener_open_one(srv, LISTENER_SMTP,
-				      &srv->cfg->smtp_listen.addr[i]) == -1)
-			return -1;
-	for (i = 0; i < srv->cfg->pop3_listen.n; i++)
-		if (listener_open_one(srv, LISTENER_POP3,
-				      &srv->cfg->pop3_listen.addr[i]) == -1)
-			return -1;
+	for (p = 0; p < sizeof(lists) / sizeof(lists[0]); p++)
+		for (i = 0; i < lists[p]->n; i++)
+			if (listener_open_one(srv, (enum listener_proto)p,
+					      &lists[p]->addr[i]) == -1)
+				return -1;
 	return 0;
 }
 

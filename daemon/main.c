@@ -18,6 +18,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -26,6 +27,25 @@ static void main_config_error(const char *file, int line, const char *msg,
 			      void *arg);
 static void main_on_signal(evutil_socket_t sig, short what, void *arg);
 static int main_prepare_dirs(struct server *srv);
+static int main_reload_tls(const struct config *cfg);
+
+/* Loads the certificate and key again; sessions already running keep the
+ * context they started with. Returns 0, or -1 when the files are bad (the
+ * old certificate then stays in use). */
+static int
+main_reload_tls(const struct config *cfg)
+{
+	char err[ERR_LEN];
+
+	if (cfg->tls_cert[0] == '\0')
+		return 0;
+	if (tls_server_load(cfg->tls_cert, cfg->tls_key, err, sizeof(err))) {
+		log_warnx("tls: %s", err);
+		return -1;
+	}
+	log_info("tls certificate loaded cert=%s", cfg->tls_cert);
+	return 0;
+}
 
 static void
 main_usage(FILE *out)
@@ -56,8 +76,7 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		/* Reloading arrives with TLS certificates (issue 3). */
-		log_info("SIGHUP received: nothing to reload yet");
+		main_reload_tls(srv->cfg);
 		return;
 	}
 	log_info("signal %d received, stopping", (int)sig);
@@ -171,6 +190,13 @@ main(int argc, char **argv)
 	if (store_open(cfg.data_dir, &srv.store, err, sizeof(err)) !=
 	    STORE_OK) {
 		log_warnx("store: %s", err);
+		return 1;
+	}
+	if (cfg.tls_cert[0] != '\0' && main_reload_tls(&cfg) == -1)
+		return 1;
+	if (cfg.tls_cert[0] == '\0' &&
+	    (cfg.submissions_listen.n > 0 || cfg.pop3s_listen.n > 0)) {
+		log_warnx("[submissions] and [pop3s] need [tls] cert and key");
 		return 1;
 	}
 	if ((srv.base = event_base_new()) == NULL)

@@ -8,8 +8,10 @@
 
 /* Takes ownership of the connected socket fd (non-blocking) and starts a
  * POP3 session on srv->base: greets, then serves commands until QUIT, a
- * timeout or an error. Calls server_session_closed() when it ends. */
+ * timeout or an error. implicit_tls: the [pop3s] port (RFC 8314), where
+ * the TLS handshake comes first. Calls server_session_closed() when it
+ * ends. */
 void pop3_session_start(struct server *srv, evutil_socket_t fd,
-			const struct peer *peer);
+			const struct peer *peer, int implicit_tls);
 
 #endif

@@ -10,12 +10,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include "abuse.h"
+#include "auth.h"
 #include "log.h"
+#include "sasl.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "smtp_tx.h"
+#include "store.h"
+#include "tls.h"
 #include "util.h"
 
 /* States, as bits so that a table row can allow several. */
@@ -33,7 +39,12 @@ enum smtp_input {
 	SMTP_INPUT_DATA,          /* DATA body up to CRLF.CRLF */
 	SMTP_INPUT_BDAT,          /* a BDAT chunk of known size */
 	SMTP_INPUT_BDAT_DISCARD,  /* a refused BDAT chunk, then a reply */
+	SMTP_INPUT_AUTH,          /* a SASL response line (RFC 4954 §4) */
 };
+
+#define SMTP_AUTH_LINE_MAX 12288  /* RFC 4954 §4 */
+#define SMTP_AUTH_PLAIN 1
+#define SMTP_AUTH_LOGIN 2
 
 /* Handler results (CONVENTIONS.md §3). */
 enum smtp_cmd_result {
@@ -70,6 +81,14 @@ struct smtp_session {
 	int free_scheduled;
 	int output_blocked;            /* reading paused for output */
 	struct event *ev_greet;
+
+	enum smtp_listener_kind kind;
+	int tls;                       /* the connection is encrypted */
+	char tls_info[128];            /* "TLSv1.3:TLS_AES_..." */
+	char auth_user[STORE_ADDRESS_MAX]; /* empty until AUTH succeeds */
+	struct auth_request *auth;     /* credential check in flight */
+	int auth_mech;                 /* SASL exchange under way */
+	char auth_login_user[SASL_FIELD_MAX];
 };
 
 struct smtp_command {
@@ -102,6 +121,10 @@ static enum smtp_cmd_result smtp_cmd_vrfy(struct smtp_session *s,
 					  const char *args);
 static enum smtp_cmd_result smtp_cmd_help(struct smtp_session *s,
 					  const char *args);
+static enum smtp_cmd_result smtp_cmd_starttls(struct smtp_session *s,
+					      const char *args);
+static enum smtp_cmd_result smtp_cmd_auth(struct smtp_session *s,
+					  const char *args);
 
 /* The only place that knows the commands. RFC 5321 §4.1.4 for the order
  * rules; BDAT per RFC 3030 §2. */
@@ -121,6 +144,14 @@ static const struct smtp_command smtp_commands[] = {
 	{"QUIT", SMTP_STATE_ANY, NULL, smtp_cmd_quit},
 	{"VRFY", SMTP_STATE_ANY, NULL, smtp_cmd_vrfy},
 	{"HELP", SMTP_STATE_ANY, NULL, smtp_cmd_help},
+	/* RFC 3207 §4: STARTTLS only outside a transaction. */
+	{"STARTTLS", SMTP_STATE_CONNECTED | SMTP_STATE_GREETED,
+	 "503 5.5.1 Error: STARTTLS not allowed during a transaction",
+	 smtp_cmd_starttls},
+	/* RFC 4954 §4: AUTH after EHLO, never during a transaction. */
+	{"AUTH", SMTP_STATE_GREETED,
+	 "503 5.5.1 Error: send EHLO first, and not during a transaction",
+	 smtp_cmd_auth},
 };
 
 static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -147,6 +178,18 @@ static void smtp_session_bdat_chunk_done(struct smtp_session *s);
 static void smtp_session_on_delivered(void *arg, const char *reply);
 static void smtp_session_end_tx(struct smtp_session *s);
 static void smtp_session_set_timeout(struct smtp_session *s, uint64_t secs);
+static struct bufferevent *smtp_session_tls_bev(struct smtp_session *s,
+						evutil_socket_t fd,
+						struct bufferevent *under);
+static void smtp_session_setup_bev(struct smtp_session *s);
+static int smtp_session_auth_offered(const struct smtp_session *s);
+static int smtp_session_auth_allowed(const struct smtp_session *s);
+static void smtp_session_auth_line(struct smtp_session *s, const char *line,
+				   size_t len);
+static void smtp_session_auth_start(struct smtp_session *s, const char *user,
+				    char *password);
+static void smtp_session_on_auth(void *arg, enum auth_result result,
+				 const char *user);
 
 /* A scratch buffer for one command line, shared by all sessions: only the
  * loop thread reads commands. */
@@ -188,29 +231,79 @@ smtp_session_set_timeout(struct smtp_session *s, uint64_t secs)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/* Wraps a socket (fd, implicit TLS) or an existing bufferevent (under,
+ * STARTTLS) in a server-side TLS bufferevent. Returns NULL when TLS is not
+ * configured or OpenSSL fails. */
+static struct bufferevent *
+smtp_session_tls_bev(struct smtp_session *s, evutil_socket_t fd,
+		     struct bufferevent *under)
+{
+	SSL_CTX *ctx = tls_server_ctx();
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	if (under)
+		bev = bufferevent_openssl_filter_new(s->srv->base, under, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients often close without close_notify; that is not an error
+	 * for SMTP, whose QUIT already ended the dialogue. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	s->tls = 1;
+	return bev;
+}
+
+static void
+smtp_session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, smtp_session_on_read, smtp_session_on_write,
+			  smtp_session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIWAT);
+	smtp_session_set_timeout(s, s->srv->cfg->smtp_idle_timeout);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
 void
 smtp_session_start(struct server *srv, evutil_socket_t fd,
-		   const struct peer *peer)
+		   const struct peer *peer, enum smtp_listener_kind kind)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
 	s->srv = srv;
 	s->peer = *peer;
+	s->kind = kind;
 	util_random_hex(s->id, 8);
 	s->state = SMTP_STATE_CONNECTED;
 	s->input = SMTP_INPUT_COMMAND;
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL)
-		fatalx("bufferevent_socket_new failed");
-	bufferevent_setcb(s->bev, smtp_session_on_read, smtp_session_on_write,
-			  smtp_session_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIWAT);
-	smtp_session_set_timeout(s, srv->cfg->smtp_idle_timeout);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("%s smtp connected addr=%s port=%s", s->id, peer->addr,
-		 peer->port);
+	if (kind == SMTP_LISTENER_SUBMISSIONS) {
+		/* RFC 8314 §3: the TLS handshake comes first. */
+		s->bev = smtp_session_tls_bev(s, fd, NULL);
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (s->bev == NULL) {
+		log_warnx("%s smtp cannot set up the connection", s->id);
+		evutil_closesocket(fd);
+		server_session_closed(srv, peer);
+		free(s);
+		return;
+	}
+	smtp_session_setup_bev(s);
+	log_info("%s smtp connected addr=%s port=%s%s", s->id, peer->addr,
+		 peer->port, s->tls ? " tls=implicit" : "");
 
-	if (srv->cfg->smtp_pregreet_wait_ms > 0) {
+	if (srv->cfg->smtp_pregreet_wait_ms > 0 && !s->tls) {
 		/* Wait before the greeting: a client that talks first is a
 		 * bot that does not follow RFC 5321 §3.1. */
 		struct timeval tv = {
@@ -290,6 +383,14 @@ smtp_session_on_event(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+		if (ssl)
+			tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+		log_info("%s smtp tls established %s", s->id, s->tls_info);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (!s->closing) {
 			/* RFC 5321 §4.5.3.2: the server may close after its
@@ -304,7 +405,17 @@ smtp_session_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		smtp_session_close(s, (what & BEV_EVENT_EOF) ? "eof" : "error");
+		unsigned long e;
+		const char *reason = (what & BEV_EVENT_EOF) ? "eof" : "error";
+
+		while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+			char buf[256];
+
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_info("%s smtp tls error=\"%s\"", s->id, buf);
+			reason = "tls-error";
+		}
+		smtp_session_close(s, reason);
 		smtp_session_schedule_free(s);
 	}
 }
@@ -347,6 +458,7 @@ smtp_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	smtp_tx_free(&s->tx);
+	auth_cancel(&s->auth);
 	if (s->ev_greet)
 		event_free(s->ev_greet);
 	bufferevent_free(s->bev);
@@ -360,10 +472,12 @@ smtp_session_free_cb(evutil_socket_t fd, short what, void *arg)
 static void
 smtp_session_process(struct smtp_session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	int more = 1;
 
-	while (more && !s->closing && !(s->tx && smtp_tx_is_pending(s->tx))) {
+	while (more && !s->closing && s->auth == NULL &&
+	       !(s->tx && smtp_tx_is_pending(s->tx))) {
+		struct evbuffer *out = bufferevent_get_output(s->bev);
+
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIWAT) {
 			s->output_blocked = 1;
 			bufferevent_disable(s->bev, EV_READ);
@@ -372,6 +486,7 @@ smtp_session_process(struct smtp_session *s)
 		switch (s->input) {
 		case SMTP_INPUT_COMMAND:
 		case SMTP_INPUT_SKIP_LINE:
+		case SMTP_INPUT_AUTH:
 			more = smtp_session_read_command(s);
 			break;
 		case SMTP_INPUT_DATA:
@@ -389,7 +504,9 @@ static int
 smtp_session_read_command(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t max = s->srv->cfg->smtp_max_command_line;
+	size_t max = s->input == SMTP_INPUT_AUTH
+			     ? SMTP_AUTH_LINE_MAX
+			     : s->srv->cfg->smtp_max_command_line;
 	size_t eol_len = 0, avail = evbuffer_get_length(in), len;
 	struct evbuffer_ptr eol;
 
@@ -413,6 +530,7 @@ smtp_session_read_command(struct smtp_session *s)
 		/* RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 		evbuffer_drain(in, avail);
 		s->input = SMTP_INPUT_SKIP_LINE;
+		s->auth_mech = 0;
 		smtp_reply(s, "500 5.5.2 Error: line too long");
 		smtp_session_bad_command(s);
 		return 1;
@@ -420,6 +538,10 @@ smtp_session_read_command(struct smtp_session *s)
 	len = (size_t)eol.pos;
 	if (len + 2 > max) {
 		evbuffer_drain(in, len + eol_len);
+		if (s->input == SMTP_INPUT_AUTH) {
+			s->input = SMTP_INPUT_COMMAND;
+			s->auth_mech = 0;
+		}
 		smtp_reply(s, "500 5.5.2 Error: line too long");
 		smtp_session_bad_command(s);
 		return 1;
@@ -431,7 +553,12 @@ smtp_session_read_command(struct smtp_session *s)
 	evbuffer_remove(in, smtp_line_buf, len);
 	evbuffer_drain(in, eol_len);
 	smtp_line_buf[len] = '\0';
-	smtp_session_dispatch(s, smtp_line_buf, len);
+	if (s->input == SMTP_INPUT_AUTH)
+		smtp_session_auth_line(s, smtp_line_buf, len);
+	else
+		smtp_session_dispatch(s, smtp_line_buf, len);
+	/* SASL secrets do not linger in the shared buffer. */
+	explicit_bzero(smtp_line_buf, len);
 	return 1;
 }
 
@@ -531,6 +658,12 @@ smtp_session_hello(struct smtp_session *s, const char *args, int esmtp)
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtp_reply(s, "250-SMTPUTF8");
+	if (!s->tls && tls_server_ctx() != NULL)
+		smtp_reply(s, "250-STARTTLS");
+	/* AUTH is advertised only where it may be used (RFC 4954 §4), so
+	 * that clients never send a password in clear. */
+	if (smtp_session_auth_offered(s) && smtp_session_auth_allowed(s))
+		smtp_reply(s, "250-AUTH PLAIN LOGIN");
 	smtp_reply(s, "250 CHUNKING");
 	return CMD_DONE;
 }
@@ -550,10 +683,17 @@ smtp_cmd_helo(struct smtp_session *s, const char *args)
 static enum smtp_cmd_result
 smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
-	struct smtp_tx_client client = {s->id, s->helo, s->esmtp, &s->peer};
+	struct smtp_tx_client client = {s->id, s->helo, s->esmtp, &s->peer,
+					s->tls_info, s->auth_user,
+					s->kind != SMTP_LISTENER_MX};
 	enum smtp_tx_verdict v;
 	char reply[SMTP_REPLY_MAX];
 
+	/* RFC 6409 §4.3 and RFC 4954 §6: submission needs AUTH first. */
+	if (s->kind != SMTP_LISTENER_MX && s->auth_user[0] == '\0') {
+		smtp_reply(s, "530 5.7.0 Authentication required");
+		return CMD_DONE;
+	}
 	s->tx = smtp_tx_new(s->srv, &client, args, &v, reply, sizeof(reply));
 	smtp_reply(s, "%s", reply);
 	if (s->tx == NULL)
@@ -706,8 +846,222 @@ smtp_cmd_help(struct smtp_session *s, const char *args)
 {
 	(void)args;
 	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT "
-		      "RSET NOOP QUIT VRFY HELP");
+		      "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 	return CMD_DONE;
+}
+
+static enum smtp_cmd_result
+smtp_cmd_starttls(struct smtp_session *s, const char *args)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tls;
+	size_t pending;
+
+	if (args[0] != '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return CMD_BAD;
+	}
+	if (s->tls) {
+		smtp_reply(s, "503 5.5.1 Error: TLS already active");
+		return CMD_BAD;
+	}
+	if (tls_server_ctx() == NULL) {
+		smtp_reply(s, "454 4.7.0 TLS not available");
+		return CMD_DONE;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* Anything the client sent after STARTTLS in clear could be read
+	 * as if it came over TLS (CVE-2011-0411): drop it. */
+	pending = evbuffer_get_length(in);
+	if (pending > 0) {
+		log_info("%s smtp starttls-discarded octets=%zu", s->id,
+			 pending);
+		evbuffer_drain(in, pending);
+	}
+	tls = smtp_session_tls_bev(s, -1, s->bev);
+	if (tls == NULL) {
+		log_warnx("%s smtp starttls setup failed", s->id);
+		smtp_session_close(s, "tls-setup");
+		return CMD_DONE;
+	}
+	s->bev = tls;
+	smtp_session_setup_bev(s);
+	/* RFC 3207 §4.2: forget everything learnt before TLS. */
+	smtp_session_end_tx(s);
+	s->helo[0] = '\0';
+	s->auth_user[0] = '\0';
+	smtp_enter_state(s, SMTP_STATE_CONNECTED);
+	return CMD_DONE;
+}
+
+static int
+smtp_session_auth_offered(const struct smtp_session *s)
+{
+	return s->kind != SMTP_LISTENER_MX || s->srv->cfg->smtp_auth_on_mx;
+}
+
+/* Passwords only over TLS, except on loopback when the configuration
+ * says so explicitly (local webmail, tests). */
+static int
+smtp_session_auth_allowed(const struct smtp_session *s)
+{
+	if (s->tls)
+		return 1;
+	return s->srv->cfg->auth_plaintext_loopback &&
+	       (strncmp(s->peer.addr, "127.", 4) == 0 ||
+		strcmp(s->peer.addr, "::1") == 0);
+}
+
+static enum smtp_cmd_result
+smtp_cmd_auth(struct smtp_session *s, const char *args)
+{
+	char mech[16], user[SASL_FIELD_MAX], password[SASL_PASSWORD_MAX];
+	const char *initial, *error = NULL;
+	size_t mlen;
+
+	if (!smtp_session_auth_offered(s)) {
+		smtp_reply(s, "503 5.5.1 Error: authentication not enabled");
+		return CMD_BAD;
+	}
+	if (s->auth_user[0]) {
+		smtp_reply(s, "503 5.5.1 Error: already authenticated");
+		return CMD_BAD;
+	}
+	if (!smtp_session_auth_allowed(s)) {
+		/* RFC 3207 §4 */
+		smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return CMD_DONE;
+	}
+	mlen = strcspn(args, " ");
+	if (mlen == 0 || mlen >= sizeof(mech)) {
+		smtp_reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+		return CMD_BAD;
+	}
+	memcpy(mech, args, mlen);
+	mech[mlen] = '\0';
+	initial = args[mlen] == ' ' ? args + mlen + 1 : NULL;
+	if (util_strcaseeq(mech, "PLAIN")) {
+		if (initial == NULL) {
+			s->auth_mech = SMTP_AUTH_PLAIN;
+			s->input = SMTP_INPUT_AUTH;
+			smtp_reply(s, "334 ");
+			return CMD_DONE;
+		}
+		/* RFC 4954 §4: "=" is an empty initial response. */
+		if (strcmp(initial, "=") == 0 ||
+		    sasl_plain_decode(initial, strlen(initial), user,
+				      sizeof(user), password, sizeof(password),
+				      &error) == -1) {
+			smtp_reply(s, "501 5.5.2 Cannot decode response");
+			return CMD_BAD;
+		}
+		smtp_session_auth_start(s, user, password);
+		return CMD_PENDING;
+	}
+	if (util_strcaseeq(mech, "LOGIN")) {
+		s->auth_mech = SMTP_AUTH_LOGIN;
+		s->input = SMTP_INPUT_AUTH;
+		s->auth_login_user[0] = '\0';
+		if (initial != NULL) {
+			if (sasl_login_decode(initial, strlen(initial),
+					      s->auth_login_user,
+					      sizeof(s->auth_login_user)) ==
+			    -1) {
+				s->auth_mech = 0;
+				s->input = SMTP_INPUT_COMMAND;
+				smtp_reply(s, "501 5.5.2 Cannot decode "
+					      "response");
+				return CMD_BAD;
+			}
+			smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+			return CMD_DONE;
+		}
+		smtp_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+		return CMD_DONE;
+	}
+	smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+	return CMD_BAD;
+}
+
+/* One client line during a SASL exchange. */
+static void
+smtp_session_auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	char user[SASL_FIELD_MAX], password[SASL_PASSWORD_MAX];
+	const char *error = NULL;
+	int mech = s->auth_mech;
+
+	s->input = SMTP_INPUT_COMMAND;
+	s->auth_mech = 0;
+	if (len == 1 && line[0] == '*') {
+		/* RFC 4954 §4: the client cancels. */
+		smtp_reply(s, "501 5.7.0 Authentication aborted");
+		return;
+	}
+	if (mech == SMTP_AUTH_PLAIN) {
+		if (sasl_plain_decode(line, len, user, sizeof(user), password,
+				      sizeof(password), &error) == -1) {
+			smtp_reply(s, "501 5.5.2 Cannot decode response");
+			smtp_session_bad_command(s);
+			return;
+		}
+		smtp_session_auth_start(s, user, password);
+		return;
+	}
+	if (s->auth_login_user[0] == '\0') {
+		if (sasl_login_decode(line, len, s->auth_login_user,
+				      sizeof(s->auth_login_user)) == -1) {
+			smtp_reply(s, "501 5.5.2 Cannot decode response");
+			smtp_session_bad_command(s);
+			return;
+		}
+		s->auth_mech = SMTP_AUTH_LOGIN;
+		s->input = SMTP_INPUT_AUTH;
+		smtp_reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	if (sasl_login_decode(line, len, password, sizeof(password)) == -1) {
+		smtp_reply(s, "501 5.5.2 Cannot decode response");
+		smtp_session_bad_command(s);
+		return;
+	}
+	smtp_session_auth_start(s, s->auth_login_user, password);
+}
+
+/* Hands the credentials to auth.c; input waits until the answer. The
+ * password buffer is wiped here. */
+static void
+smtp_session_auth_start(struct smtp_session *s, const char *user,
+			char *password)
+{
+	s->auth = auth_check(s->srv, &s->peer, user, password,
+			     s->srv->cfg->auth_fail_delay_ms,
+			     smtp_session_on_auth, s);
+	explicit_bzero(password, strlen(password));
+	explicit_bzero(s->auth_login_user, sizeof(s->auth_login_user));
+}
+
+static void
+smtp_session_on_auth(void *arg, enum auth_result result, const char *user)
+{
+	struct smtp_session *s = arg;
+
+	s->auth = NULL;
+	switch (result) {
+	case AUTH_OK:
+		strlcpy(s->auth_user, user, sizeof(s->auth_user));
+		log_info("%s smtp authenticated user=%s", s->id, user);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_FAILED:
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_session_bad_command(s);
+		break;
+	case AUTH_TEMPFAIL:
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
+	smtp_session_process(s);
 }
 
 /* Moves body octets from the input buffer into the transaction (or drops

@@ -31,6 +31,18 @@ struct smtp_tx {
 	struct smtp_mail_params params;
 	size_t nrcpt;
 	char first_rcpt[STORE_ADDRESS_MAX];
+	char tls_info[128];
+	char auth_user[STORE_ADDRESS_MAX];
+	int submission;
+
+	struct smtp_tx_remote *remote; /* recipients for the outbound queue */
+	size_t nremote, remote_cap;
+
+	/* Submission (RFC 6409 §8.2, §8.3): are Date and Message-ID there? */
+	int hdr_done, hdr_line_start, has_date, has_msgid;
+	char hdr_prefix[12];
+	size_t hdr_prefix_len;
+	char *trace;                 /* the Return-Path + Received block */
 
 	char **maildirs;             /* deduplicated delivery targets */
 	size_t nmaildirs, maildirs_cap;
@@ -51,8 +63,30 @@ struct smtp_tx {
 	void *done_arg;
 };
 
+struct smtp_tx_remote {
+	char addr[STORE_ADDRESS_MAX];
+	struct smtp_rcpt_params params;
+};
+
+/* Messages sent per account in the current hour (submission limits). */
+#define SMTP_TX_RATE_SLOTS 1024
+struct smtp_tx_rate {
+	char user[STORE_ADDRESS_MAX];
+	uint64_t window_start_ms;
+	uint64_t count;
+};
+static struct smtp_tx_rate smtp_tx_rates[SMTP_TX_RATE_SLOTS];
+
 static void smtp_tx_reply(char *reply, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static struct smtp_tx_rate *smtp_tx_rate_slot(const char *user);
+static int smtp_tx_sender_owned(struct server *srv, const char *user,
+				const struct smtp_path *from);
+static void smtp_tx_add_remote(struct smtp_tx *tx, const char *addr,
+			       const struct smtp_rcpt_params *params);
+static void smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf,
+				 size_t len);
+static int smtp_tx_add_missing_headers(struct smtp_tx *tx);
 static enum smtp_tx_verdict smtp_tx_parse_error(const char *error,
 						int is_rcpt, char *reply,
 						size_t len);
@@ -120,6 +154,13 @@ smtp_tx_new(struct server *srv, const struct smtp_tx_client *client,
 		*verdict_r = smtp_tx_parse_error(error, 0, reply, len);
 		return NULL;
 	}
+	if (from.utf8 && !params.smtputf8) {
+		/* RFC 6531 §3.4 */
+		smtp_tx_reply(reply, len, "553 5.6.7 Non-ASCII address "
+				"without SMTPUTF8");
+		*verdict_r = SMTP_TX_REJECT;
+		return NULL;
+	}
 	if (params.body == SMTP_BODY_BINARYMIME) {
 		/* BINARYMIME is not advertised (RFC 3030 §3). */
 		smtp_tx_reply(reply, len, "555 5.5.4 BINARYMIME not supported");
@@ -133,9 +174,41 @@ smtp_tx_new(struct server *srv, const struct smtp_tx_client *client,
 		return NULL;
 	}
 
+	if (client->auth_user[0] != '\0') {
+		struct smtp_tx_rate *rate = smtp_tx_rate_slot(
+			client->auth_user);
+
+		if (!smtp_tx_sender_owned(srv, client->auth_user, &from)) {
+			smtp_tx_reply(reply, len, "553 5.7.1 <%s@%s>: Sender "
+					"address rejected: not owned by "
+					"user %s",
+				      from.local, from.domain,
+				      client->auth_user);
+			*verdict_r = SMTP_TX_REJECT;
+			return NULL;
+		}
+		if (rate->count >=
+		    srv->cfg->submission_max_messages_per_hour) {
+			log_warnx("alert smtp rate-limit user=%s "
+				  "messages_per_hour=%llu",
+				  client->auth_user,
+				  (unsigned long long)rate->count);
+			smtp_tx_reply(reply, len, "451 4.7.1 Sending rate "
+					"limit exceeded for %s, try again "
+					"later",
+				      client->auth_user);
+			*verdict_r = SMTP_TX_REJECT;
+			return NULL;
+		}
+	}
+
 	tx = xcalloc(1, sizeof(*tx));
 	tx->srv = srv;
 	tx->fd = -1;
+	strlcpy(tx->tls_info, client->tls_info, sizeof(tx->tls_info));
+	strlcpy(tx->auth_user, client->auth_user, sizeof(tx->auth_user));
+	tx->submission = client->submission;
+	tx->hdr_line_start = 1;
 	util_random_hex(tx->id, 8);
 	strlcpy(tx->session_id, client->session_id, sizeof(tx->session_id));
 	smtp_tx_sanitize(tx->helo, sizeof(tx->helo), client->helo);
@@ -165,6 +238,8 @@ smtp_tx_free(struct smtp_tx **txp)
 	for (i = 0; i < tx->nmaildirs; i++)
 		free(tx->maildirs[i]);
 	free(tx->maildirs);
+	free(tx->remote);
+	free(tx->trace);
 	free(tx->wbuf);
 	free(tx);
 	*txp = NULL;
@@ -248,7 +323,8 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 	enum parse_result r;
 	enum store_rcpt res;
 
-	if (tx->nrcpt >= cfg->smtp_max_recipients) {
+	if (tx->nrcpt >= cfg->smtp_max_recipients ||
+	    (tx->submission && tx->nrcpt >= cfg->submission_max_recipients)) {
 		/* RFC 5321 §4.5.3.1.8: 452 for too many recipients. */
 		smtp_tx_reply(reply, len, "452 4.5.3 Too many recipients");
 		return SMTP_TX_REJECT;
@@ -259,6 +335,11 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 	if (r != PARSE_OK)
 		return smtp_tx_parse_error(error, 1, reply, len);
 
+	if (to.utf8 && !tx->params.smtputf8) {
+		smtp_tx_reply(reply, len, "553 5.6.7 Non-ASCII address "
+				"without SMTPUTF8");
+		return SMTP_TX_REJECT;
+	}
 	/* RFC 5321 §4.1.1.3: <postmaster> without a domain must work. */
 	strlcpy(domain, to.domain[0] ? to.domain : cfg->hostname,
 		sizeof(domain));
@@ -297,6 +378,11 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 	}
 	switch (res) {
 	case STORE_RCPT_FOREIGN:
+		/* Only authenticated users may relay (RFC 6409 §4.3). */
+		if (tx->auth_user[0] != '\0' && !to.had_route) {
+			smtp_tx_add_remote(tx, addr, &params);
+			goto accepted;
+		}
 		smtp_tx_reply(reply, len, "554 5.7.1 <%s>: Relay access denied",
 			      addr);
 		return SMTP_TX_REJECT;
@@ -319,11 +405,21 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 		char why[SMTP_REPLY_MAX];
 
 		if (targets[i].remote) {
-			/* TODO: issue 3 — remote alias targets go to the
-			 * outbound queue; until then they are skipped. */
-			log_warnx("%s smtp skipped-remote-target rcpt=%s "
-				  "target=%s@%s", tx->session_id, addr,
-				  targets[i].local, targets[i].domain);
+			/* An alias forwarding elsewhere: the queue sends it
+			 * on, with our recipient as the original one. */
+			char target[STORE_ADDRESS_MAX + 1];
+			struct smtp_rcpt_params fwd;
+
+			memset(&fwd, 0, sizeof(fwd));
+			fwd.notify = params.notify;
+			snprintf(fwd.orcpt, sizeof(fwd.orcpt), "rfc822;%s",
+				 addr);
+			if (snprintf(target, sizeof(target), "%s@%s",
+				     targets[i].local, targets[i].domain) >=
+			    (int)sizeof(target))
+				continue;
+			smtp_tx_add_remote(tx, target, &fwd);
+			usable++;
 			continue;
 		}
 		if (!smtp_tx_target_ok(tx, &targets[i], why, sizeof(why),
@@ -341,11 +437,189 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 		return reply[0] == '5' && strncmp(reply, "550 5.1.1", 9) == 0
 			       ? SMTP_TX_UNKNOWN_USER
 			       : SMTP_TX_REJECT;
+accepted:
 	if (tx->nrcpt == 0)
 		strlcpy(tx->first_rcpt, addr, sizeof(tx->first_rcpt));
 	tx->nrcpt++;
 	smtp_tx_reply(reply, len, "250 2.1.5 Ok");
 	return SMTP_TX_OK;
+}
+
+static struct smtp_tx_rate *
+smtp_tx_rate_slot(const char *user)
+{
+	struct smtp_tx_rate *r;
+	unsigned h = 2166136261u;
+	const char *p;
+	uint64_t now = util_now_ms();
+
+	for (p = user; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	r = &smtp_tx_rates[h % SMTP_TX_RATE_SLOTS];
+	/* A colliding account restarts the window: limits can only be
+	 * under-counted, never charged to the wrong user for long. */
+	if (strcmp(r->user, user) != 0 ||
+	    now - r->window_start_ms > 3600 * 1000) {
+		strlcpy(r->user, user, sizeof(r->user));
+		r->window_start_ms = now;
+		r->count = 0;
+	}
+	return r;
+}
+
+/* An authenticated user may send as their own address or as an alias
+ * that delivers to their mailbox (RFC 6409 §6.1 leaves the policy to us;
+ * Postfix calls it reject_sender_login_mismatch). */
+static int
+smtp_tx_sender_owned(struct server *srv, const char *user,
+		     const struct smtp_path *from)
+{
+	struct store_target targets[STORE_MAX_TARGETS];
+	char local[SMTP_LOCAL_MAX + 1], addr[STORE_ADDRESS_MAX + 1];
+	size_t n = 0, i;
+
+	if (from->null || from->quoted || from->domain_literal)
+		return 0;
+	strlcpy(local, from->local, sizeof(local));
+	util_lowercase(local);
+	if (snprintf(addr, sizeof(addr), "%s@%s", local, from->domain) >=
+	    (int)sizeof(addr))
+		return 0;
+	if (strcmp(addr, user) == 0)
+		return 1;
+	if (store_resolve(srv->store, local, from->domain, targets,
+			  STORE_MAX_TARGETS, &n) != STORE_RCPT_LOCAL)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (snprintf(addr, sizeof(addr), "%s@%s", targets[i].local,
+			     targets[i].domain) >= (int)sizeof(addr))
+			continue;
+		if (!targets[i].remote && strcmp(addr, user) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+smtp_tx_add_remote(struct smtp_tx *tx, const char *addr,
+		   const struct smtp_rcpt_params *params)
+{
+	size_t i;
+
+	for (i = 0; i < tx->nremote; i++)
+		if (strcmp(tx->remote[i].addr, addr) == 0)
+			return;
+	if (tx->nremote == tx->remote_cap) {
+		tx->remote_cap = tx->remote_cap ? tx->remote_cap * 2 : 4;
+		tx->remote = xrealloc(tx->remote, tx->remote_cap *
+							  sizeof(*tx->remote));
+	}
+	strlcpy(tx->remote[tx->nremote].addr, addr,
+		sizeof(tx->remote[tx->nremote].addr));
+	tx->remote[tx->nremote].params = *params;
+	tx->nremote++;
+}
+
+/* Watches the header section of a submitted message for Date: and
+ * Message-ID: (stored text, LF line ends). */
+static void
+smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && !tx->hdr_done; i++) {
+		char c = buf[i];
+
+		if (tx->hdr_line_start && c == '\n') {
+			tx->hdr_done = 1; /* the empty line ends headers */
+			break;
+		}
+		if (c == '\n') {
+			tx->hdr_line_start = 1;
+			tx->hdr_prefix_len = 0;
+			continue;
+		}
+		if (tx->hdr_line_start || tx->hdr_prefix_len > 0) {
+			tx->hdr_line_start = 0;
+			if (tx->hdr_prefix_len < sizeof(tx->hdr_prefix)) {
+				tx->hdr_prefix[tx->hdr_prefix_len++] =
+					(c >= 'A' && c <= 'Z') ? (char)(c + 32)
+							       : c;
+				if (tx->hdr_prefix_len == 5 &&
+				    memcmp(tx->hdr_prefix, "date:", 5) == 0)
+					tx->has_date = 1;
+				if (tx->hdr_prefix_len == 11 &&
+				    memcmp(tx->hdr_prefix, "message-id:",
+					   11) == 0)
+					tx->has_msgid = 1;
+			}
+			if (tx->hdr_prefix_len >= sizeof(tx->hdr_prefix))
+				tx->hdr_prefix_len = sizeof(tx->hdr_prefix);
+		}
+	}
+}
+
+/* RFC 6409 §8.2 and §8.3: a submission server may add a missing Date and
+ * Message-ID. They go after our trace headers, so the spool file is
+ * rewritten once; mail clients nearly always send both. Returns 0 or -1. */
+static int
+smtp_tx_add_missing_headers(struct smtp_tx *tx)
+{
+	char path[1300], hdr[512], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	off_t off;
+	int in = -1, out = -1, n, saved;
+	ssize_t r;
+
+	if (snprintf(path, sizeof(path), "%s.hdr", tx->spool_path) >=
+	    (int)sizeof(path))
+		return -1;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(hdr, sizeof(hdr), "%s%s%s%s%s%s%s", tx->trace,
+		     tx->has_date ? "" : "Date: ",
+		     tx->has_date ? "" : date, tx->has_date ? "" : "\n",
+		     tx->has_msgid ? "" : "Message-ID: <", "", "");
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return -1;
+	if (!tx->has_msgid) {
+		int m = snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s@%s>\n",
+				 tx->id, tx->srv->cfg->hostname);
+		if (m < 0 || (size_t)m >= sizeof(hdr) - (size_t)n)
+			return -1;
+		n += m;
+	}
+	if ((in = open(tx->spool_path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600)) == -1 ||
+	    write(out, hdr, (size_t)n) != n)
+		goto fail;
+	off = (off_t)tx->header_bytes;
+	do {
+		r = copy_file_range(in, &off, out, NULL, 1 << 20, 0);
+	} while (r > 0);
+	if (r < 0 || close(out) == -1) {
+		out = -1;
+		goto fail;
+	}
+	close(in);
+	if (rename(path, tx->spool_path) == -1) {
+		unlink(path);
+		return -1;
+	}
+	tx->header_lines += (tx->has_date ? 0 : 1) + (tx->has_msgid ? 0 : 1);
+	tx->header_bytes = (uint64_t)n;
+	return 0;
+fail:
+	saved = errno;
+	if (in != -1)
+		close(in);
+	if (out != -1)
+		close(out);
+	unlink(path);
+	errno = saved;
+	return -1;
 }
 
 /* Copies a client-supplied name for a trace header, keeping only
@@ -446,28 +720,44 @@ smtp_tx_data_begin(struct smtp_tx *tx, int mode, char *reply, size_t len)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	if (tx->params.smtputf8)
-		with = "UTF8SMTP"; /* RFC 6531 §4.3 */
-	else
-		with = tx->esmtp ? "ESMTP" : "SMTP";
+	/* RFC 3848 protocol types: S = TLS, A = authenticated; RFC 6531
+	 * §4.3 adds the UTF8 forms. */
+	{
+		static const char *const withs[2][2][2] = {
+			{{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+			{{"UTF8SMTP", "UTF8SMTPA"},
+			 {"UTF8SMTPS", "UTF8SMTPSA"}},
+		};
+		int tls = tx->tls_info[0] != '\0';
+		int auth = tx->auth_user[0] != '\0';
+
+		if (!tx->esmtp && !tx->params.smtputf8 && !tls && !auth)
+			with = "SMTP";
+		else
+			with = withs[tx->params.smtputf8 != 0][tls][auth];
+	}
 	/* Return-Path (RFC 5321 §4.4) then our trace header. Stored with LF
 	 * line ends like the rest of the message. */
 	n = snprintf(hdr, sizeof(hdr),
 		     "Return-Path: <%s%s%s>\n"
-		     "Received: from %s (unknown [%s])\n"
+		     "Received: from %s (unknown [%s])%s%s%s\n"
 		     "\tby %s (Postern) with %s id %s%s%s%s;\n"
 		     "\t%s\n",
 		     tx->from.null ? "" : tx->from.local,
 		     tx->from.null ? "" : "@",
 		     tx->from.null ? "" : tx->from.domain, tx->helo,
-		     tx->peer_addr, tx->srv->cfg->hostname, with, tx->id,
+		     tx->peer_addr, tx->tls_info[0] ? "\n\t(using " : "",
+		     tx->tls_info, tx->tls_info[0] ? ")" : "",
+		     tx->srv->cfg->hostname, with, tx->id,
 		     tx->nrcpt == 1 ? "\n\tfor <" : "",
 		     tx->nrcpt == 1 ? tx->first_rcpt : "",
 		     tx->nrcpt == 1 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		fatalx("trace header too long");
 	tx->header_bytes = (uint64_t)n;
-	tx->header_lines = 5 - (tx->nrcpt == 1 ? 0 : 1);
+	tx->header_lines = 5 - (tx->nrcpt == 1 ? 0 : 1) +
+			   (tx->tls_info[0] ? 1 : 0);
+	tx->trace = xstrdup(hdr);
 	smtp_tx_write(tx, hdr, (size_t)n);
 	return 0;
 }
@@ -490,8 +780,11 @@ smtp_tx_data_feed(struct smtp_tx *tx, const char *buf, size_t len,
 		/* The size limit is on the message as sent, CRLF counted. */
 		if (tx->body.out_bytes + tx->body.lines > max)
 			tx->too_big = 1;
-		if (outlen > 0)
+		if (outlen > 0) {
+			if (tx->submission && !tx->hdr_done)
+				smtp_tx_scan_headers(tx, out, outlen);
 			smtp_tx_write(tx, out, outlen);
+		}
 		if (r == SMTP_BODY_END) {
 			*ended_r = 1;
 			break;
@@ -574,6 +867,20 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 		smtp_tx_flush(tx);
 	if (smtp_tx_failed(tx, reply, len))
 		return 1;
+	if (tx->nremote > 0) {
+		/* TODO: issue 3 — hand remote recipients to the outbound
+		 * queue; until then never accept what cannot be sent. */
+		smtp_tx_reply(reply, len, "451 4.3.0 Error: outbound "
+				"delivery not available yet");
+		return 1;
+	}
+	if (tx->submission && (!tx->has_date || !tx->has_msgid) &&
+	    smtp_tx_add_missing_headers(tx) == -1) {
+		log_warn("%s smtp cannot add headers", tx->session_id);
+		tx->io_error = 1;
+		smtp_tx_failed(tx, reply, len);
+		return 1;
+	}
 	if (close(tx->fd) == -1) {
 		tx->fd = -1;
 		tx->io_error = 1;

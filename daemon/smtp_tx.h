@@ -19,6 +19,9 @@ struct smtp_tx_client {
 	const char *helo;          /* as given, may be empty */
 	int esmtp;                 /* EHLO rather than HELO */
 	const struct peer *peer;
+	const char *tls_info;      /* "" when not encrypted */
+	const char *auth_user;     /* "" when not authenticated */
+	int submission;            /* a submission port (RFC 6409) */
 };
 
 /* Results of MAIL and RCPT. */
