@@ -392,14 +392,17 @@ smtp_session_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (!s->closing) {
+		if ((what & BEV_EVENT_READING) && !s->closing) {
 			/* RFC 5321 §4.5.3.2: the server may close after its
-			 * timeouts, with a 421 (§3.8). */
+			 * timeouts, with a 421 (§3.8); the reply is flushed
+			 * under the write timeout. */
 			smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 				   s->srv->cfg->hostname);
 			smtp_session_close(s, "timeout");
+			return;
 		}
-		/* Nothing more will be written: do not wait for a flush. */
+		/* The client does not read what we write: give up at once. */
+		smtp_session_close(s, "timeout");
 		bufferevent_disable(s->bev, EV_WRITE);
 		smtp_session_schedule_free(s);
 		return;
