@@ -59,6 +59,13 @@ static enum parse_result parse_address_literal(const char **pp,
 /* ESMTP parameters: RFC 5321 §4.1.2 Mail-parameters / Rcpt-parameters. */
 static int parse_param_next(const char **pp, struct esmtp_param *prm,
 			    const char **error_r);
+static enum parse_result parse_envelope(const char *args, const char *keyword,
+				       int is_rcpt,
+				       const struct esmtp_param_def *defs,
+				       size_t ndefs, void *params,
+				       size_t params_size,
+				       struct smtp_path *path,
+				       const char **error_r);
 static enum parse_result parse_params(const char *p,
 				      const struct esmtp_param_def *defs,
 				      size_t ndefs, void *out,
@@ -922,67 +929,61 @@ bad:
  * MAIL, RCPT, BDAT
  */
 
-enum parse_result
-smtp_parse_mail(const char *args, struct smtp_path *path,
-		struct smtp_mail_params *params, const char **error_r)
+/* The common part of MAIL and RCPT: "<keyword>" (case-insensitive), the
+ * path, then the ESMTP parameters of the verb's table. On failure nothing
+ * half-parsed is left for the caller to act upon. */
+static enum parse_result
+parse_envelope(const char *args, const char *keyword, int is_rcpt,
+	       const struct esmtp_param_def *defs, size_t ndefs, void *params,
+	       size_t params_size, struct smtp_path *path,
+	       const char **error_r)
 {
 	const char *p = args;
+	size_t kwlen = strlen(keyword);
 	enum parse_result r;
 
 	memset(path, 0, sizeof(*path));
-	memset(params, 0, sizeof(*params));
-	/* RFC 5321 §4.1.1.2: "MAIL FROM:" Reverse-path. Spaces after the
-	 * colon are a common deviation, tolerated like Postfix does. */
-	if (!ascii_ncaseeq(p, "FROM:", 5)) {
-		*error_r = "syntax: MAIL FROM:<address>";
+	memset(params, 0, params_size);
+	if (!ascii_ncaseeq(p, keyword, kwlen)) {
+		*error_r = is_rcpt ? "syntax: RCPT TO:<address>"
+				   : "syntax: MAIL FROM:<address>";
 		return PARSE_INVALID;
 	}
-	p += 5;
+	/* Spaces after the colon are a common deviation, tolerated like
+	 * Postfix does. */
+	p += kwlen;
 	while (*p == ' ')
 		p++;
-	r = parse_path(&p, path, 0, error_r);
+	r = parse_path(&p, path, is_rcpt, error_r);
 	if (r == PARSE_OK)
-		r = parse_params(p, mail_param_defs,
-				 sizeof(mail_param_defs) /
-				     sizeof(mail_param_defs[0]),
-				 params, error_r);
+		r = parse_params(p, defs, ndefs, params, error_r);
 	if (r != PARSE_OK) {
-		/* Nothing half-parsed for the caller to act upon. */
 		memset(path, 0, sizeof(*path));
-		memset(params, 0, sizeof(*params));
+		memset(params, 0, params_size);
 	}
 	return r;
 }
 
+/* RFC 5321 §4.1.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters]. */
+enum parse_result
+smtp_parse_mail(const char *args, struct smtp_path *path,
+		struct smtp_mail_params *params, const char **error_r)
+{
+	return parse_envelope(args, "FROM:", 0, mail_param_defs,
+			      sizeof(mail_param_defs) /
+				      sizeof(mail_param_defs[0]),
+			      params, sizeof(*params), path, error_r);
+}
+
+/* RFC 5321 §4.1.1.3: "RCPT TO:" Forward-path [SP Rcpt-parameters]. */
 enum parse_result
 smtp_parse_rcpt(const char *args, struct smtp_path *path,
 		struct smtp_rcpt_params *params, const char **error_r)
 {
-	const char *p = args;
-	enum parse_result r;
-
-	memset(path, 0, sizeof(*path));
-	memset(params, 0, sizeof(*params));
-	/* RFC 5321 §4.1.1.3: "RCPT TO:" Forward-path. */
-	if (!ascii_ncaseeq(p, "TO:", 3)) {
-		*error_r = "syntax: RCPT TO:<address>";
-		return PARSE_INVALID;
-	}
-	p += 3;
-	while (*p == ' ')
-		p++;
-	r = parse_path(&p, path, 1, error_r);
-	if (r == PARSE_OK)
-		r = parse_params(p, rcpt_param_defs,
-				 sizeof(rcpt_param_defs) /
-				     sizeof(rcpt_param_defs[0]),
-				 params, error_r);
-	if (r != PARSE_OK) {
-		/* Nothing half-parsed for the caller to act upon. */
-		memset(path, 0, sizeof(*path));
-		memset(params, 0, sizeof(*params));
-	}
-	return r;
+	return parse_envelope(args, "TO:", 1, rcpt_param_defs,
+			      sizeof(rcpt_param_defs) /
+				      sizeof(rcpt_param_defs[0]),
+			      params, sizeof(*params), path, error_r);
 }
 
 /* RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [SP end-marker]. Extra
