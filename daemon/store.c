@@ -993,6 +993,33 @@ store_mailbox_update(struct store *s, enum store_stmt id, const char *address,
 	return STORE_OK;
 }
 
+/* Picks the statement of a list call: the per-domain one (bound to the
+ * normalised domain, which must exist) or the one for everything. */
+static enum store_result
+store_list_start(struct store *s, const char *domain, int st_domain,
+		 int st_all, char *d, size_t dlen, sqlite3_stmt **st_r,
+		 char *err, size_t errlen)
+{
+	if (domain == NULL) {
+		*st_r = store_stmt(s, st_all);
+		return STORE_OK;
+	}
+	if (!store_norm_domain(domain, d, dlen)) {
+		store_errf(err, errlen, "invalid domain name: %s", domain);
+		return STORE_INVALID;
+	}
+	switch (store_lookup_domain(s, d)) {
+	case 0:
+		store_errf(err, errlen, "no such domain: %s", d);
+		return STORE_NOTFOUND;
+	case -1:
+		return store_dberr(s, err, errlen);
+	}
+	*st_r = store_stmt(s, st_domain);
+	store_bind_text(*st_r, 1, d);
+	return STORE_OK;
+}
+
 /* cb must not call back into the store (see store_domain_list). An
  * unknown domain is reported as STORE_NOTFOUND rather than an empty list,
  * so a typo does not look like an empty domain. */
@@ -1004,26 +1031,14 @@ store_mailbox_list(struct store *s, const char *domain,
 	char d[STORE_DOMAIN_MAX + 1];
 	struct store_mailbox mb;
 	sqlite3_stmt *st;
+	enum store_result r;
 	int rc;
 
-	if (domain != NULL) {
-		if (!store_norm_domain(domain, d, sizeof(d))) {
-			store_errf(err, errlen, "invalid domain name: %s",
-				   domain);
-			return STORE_INVALID;
-		}
-		switch (store_lookup_domain(s, d)) {
-		case 0:
-			store_errf(err, errlen, "no such domain: %s", d);
-			return STORE_NOTFOUND;
-		case -1:
-			return store_dberr(s, err, errlen);
-		}
-		st = store_stmt(s, ST_MAILBOX_LIST_DOMAIN);
-		store_bind_text(st, 1, d);
-	} else {
-		st = store_stmt(s, ST_MAILBOX_LIST_ALL);
-	}
+	r = store_list_start(s, domain, ST_MAILBOX_LIST_DOMAIN,
+			     ST_MAILBOX_LIST_ALL, d, sizeof(d), &st, err,
+			     errlen);
+	if (r != STORE_OK)
+		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		store_row_mailbox(st, &mb);
 		cb(&mb, arg);
@@ -1233,26 +1248,14 @@ store_alias_list(struct store *s, const char *domain,
 	char d[STORE_DOMAIN_MAX + 1], srcbuf[STORE_ADDRESS_MAX];
 	struct store_addr src;
 	sqlite3_stmt *st;
+	enum store_result r;
 	int rc;
 
-	if (domain != NULL) {
-		if (!store_norm_domain(domain, d, sizeof(d))) {
-			store_errf(err, errlen, "invalid domain name: %s",
-				   domain);
-			return STORE_INVALID;
-		}
-		switch (store_lookup_domain(s, d)) {
-		case 0:
-			store_errf(err, errlen, "no such domain: %s", d);
-			return STORE_NOTFOUND;
-		case -1:
-			return store_dberr(s, err, errlen);
-		}
-		st = store_stmt(s, ST_ALIAS_LIST_DOMAIN);
-		store_bind_text(st, 1, d);
-	} else {
-		st = store_stmt(s, ST_ALIAS_LIST_ALL);
-	}
+	r = store_list_start(s, domain, ST_ALIAS_LIST_DOMAIN,
+			     ST_ALIAS_LIST_ALL, d, sizeof(d), &st, err,
+			     errlen);
+	if (r != STORE_OK)
+		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const unsigned char *l = sqlite3_column_text(st, 0);
 		const unsigned char *dm = sqlite3_column_text(st, 1);
