@@ -24,7 +24,8 @@ CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
            -Wmissing-declarations -Wshadow -Wpointer-arith -Wcast-qual \
            -Wsign-compare -Wformat=2
-HARDEN  := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
+           -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS  ?= -g -O2
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -Idaemon -Iwebadmin -Iebpf -I$(BUILD) \
            $(PKG_CFLAGS) -MMD -MP

@@ -202,7 +202,7 @@ main(int argc, char **argv)
 	if ((srv.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	srv.workers = worker_pool_new(srv.base, (int)cfg.worker_threads);
-	if (delivery_init(&srv, DELIVERY_SYNCFS) == -1) {
+	if (delivery_init(&srv, cfg.durability) == -1) {
 		log_warn("cannot open data_dir %s", cfg.data_dir);
 		return 1;
 	}
