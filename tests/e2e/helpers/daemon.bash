@@ -29,8 +29,9 @@ pop3.allow_plaintext_auth=yes
 EOF
 }
 
-# Writes $CONFIG from the defaults above with overrides applied. In values,
-# @SMTP_PORT@ and @POP3_PORT@ stand for the file's ports.
+# Writes $CONFIG from the defaults above with overrides applied; an override
+# may also name a section not listed below. In values, @SMTP_PORT@ and
+# @POP3_PORT@ stand for the file's ports.
 # @param $@ overrides "section.key=value"; a bare "section.key" removes it
 _daemon_write_config() {
 	local -A val=()
@@ -52,15 +53,25 @@ _daemon_write_config() {
 		val[$key]=${val[$key]//@SMTP_PORT@/$SMTP_PORT}
 		val[$key]=${val[$key]//@POP3_PORT@/$POP3_PORT}
 	done
+	# the usual order first, then any other section an override names; a
+	# section with no key is left out (a daemon without it would refuse it)
+	local -a sections=(server log smtp submission submissions pop3 pop3s tls auth
+		filter abuse queue dns relay)
+	local body
+	for key in "${order[@]}"; do
+		section=${key%%.*}
+		[[ " ${sections[*]} " == *" $section "* ]] || sections+=("$section")
+	done
 	{
 		echo "# written by tests/e2e/helpers/daemon.bash"
-		for section in server log smtp submission submissions pop3 pop3s tls auth filter abuse queue dns relay; do
-			echo "[$section]"
+		for section in "${sections[@]}"; do
+			body=""
 			for key in "${order[@]}"; do
 				[[ $key == "$section".* && -v "val[$key]" ]] || continue
-				echo "${key#*.} = ${val[$key]}"
+				body+="${key#*.} = ${val[$key]}"$'\n'
 			done
-			echo
+			[[ -n $body ]] || continue
+			printf '[%s]\n%s\n' "$section" "$body"
 		done
 	} >"$CONFIG"
 }
