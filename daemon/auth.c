@@ -39,6 +39,7 @@ static void auth_work_done(void *arg);
 static void auth_on_delay(evutil_socket_t fd, short what, void *arg);
 static void auth_finish(struct auth_request *req, enum auth_result result);
 static void auth_free(struct auth_request *req);
+static void auth_log_name(const char *in, char *out, size_t outlen);
 
 static void
 auth_dummy_init(void)
@@ -95,10 +96,28 @@ auth_work(void *arg)
 	explicit_bzero(req->password, sizeof(req->password));
 }
 
+/* A user name as the client sent it (SASL may carry any octet, CR and LF
+ * included) made safe for one log line: printable ASCII only. */
+static void
+auth_log_name(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[i] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+			     ? '?'
+			     : (char)c;
+	}
+	out[i] = '\0';
+}
+
 static void
 auth_work_done(void *arg)
 {
 	struct auth_request *req = arg;
+	char name[STORE_ADDRESS_MAX];
 	struct timeval tv;
 
 	req->in_worker = 0;
@@ -110,13 +129,13 @@ auth_work_done(void *arg)
 		auth_finish(req, AUTH_TEMPFAIL);
 		return;
 	}
+	auth_log_name(req->user, name, sizeof(name));
 	if (req->known && req->verified) {
-		log_info("auth success user=%s addr=%s", req->user,
-			 req->peer.addr);
+		log_info("auth success user=%s addr=%s", name, req->peer.addr);
 		auth_finish(req, AUTH_OK);
 		return;
 	}
-	log_info("auth failed user=%s addr=%s", req->user, req->peer.addr);
+	log_info("auth failed user=%s addr=%s", name, req->peer.addr);
 	abuse_report(req->srv, &req->peer, ABUSE_AUTH_FAILURE, req->user);
 	/* The delay slows guessing; the session reads nothing meanwhile. */
 	tv.tv_sec = (time_t)(req->fail_delay_ms / 1000);

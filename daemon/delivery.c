@@ -27,13 +27,11 @@ static void delivery_batch_done(void *arg);
 static int delivery_barrier(struct delivery_job *batch, char *err,
 			    size_t errlen);
 
-/* TODO: issue 5 — switch to maildir_link (no per-message fsync) once
- * maildir.c provides it; maildir_deliver is correct, only slower. */
 static int
 delivery_link(const char *spool_path, const char *const *maildirs, size_t n,
 	      const char *name, char *err, size_t errlen)
 {
-	return maildir_deliver(spool_path, maildirs, n, name, err, errlen);
+	return maildir_link(spool_path, maildirs, n, name, err, errlen);
 }
 
 /* Error text for a client-invisible log line; truncation is harmless. */

@@ -24,6 +24,13 @@ static int maildir_check_component(const char *s);
 static int maildir_mkdir(const char *path, int *created_r);
 static int maildir_ensure_created(const char *path, int *created_r);
 static int maildir_fsync_parent(const char *path);
+static int maildir_check_name(const char *name);
+static int maildir_link_each(const char *spool_path,
+			     const char *const *maildirs, size_t n,
+			     const char *name, unsigned char *linked, char *err,
+			     size_t errlen);
+static void maildir_unlink_each(const char *const *maildirs, size_t n,
+				const char *name, const unsigned char *linked);
 static int maildir_name_field(const char *name, const char *key,
 			      uint64_t *value_r);
 static int maildir_count_crlf_size(int dirfd, const char *name,
@@ -228,16 +235,116 @@ maildir_unique_name(char *buf, size_t len, const char *hostname,
 		fatalx("maildir_unique_name: name truncated");
 }
 
+/* 1 when name may be a message file name in new/. */
+static int
+maildir_check_name(const char *name)
+{
+	return maildir_check_component(name) && name[0] != '.';
+}
+
+/* Links spool_path as new/<name> into each maildir, creating missing ones,
+ * and marks in linked[] the ones it linked (a maildir listed twice is
+ * linked once). Returns 0, or -1 with errno and a message in err; the
+ * caller takes back what linked[] says. */
+static int
+maildir_link_each(const char *spool_path, const char *const *maildirs, size_t n,
+		  const char *name, unsigned char *linked, char *err,
+		  size_t errlen)
+{
+	char path[PATH_MAX];
+	size_t i, j;
+	int created, r;
+
+	for (i = 0; i < n; i++) {
+		/* The same mailbox twice gets one copy, not a failure. */
+		for (j = 0; j < i; j++)
+			if (strcmp(maildirs[j], maildirs[i]) == 0)
+				break;
+		if (j < i)
+			continue;
+		/* A maildir made here is made durable at once (its parents
+		 * are fsynced): a batch barrier covers only new/ and the
+		 * file, and creation happens once per mailbox. */
+		if (maildir_ensure_created(maildirs[i], &created) == -1) {
+			snprintf(err, errlen, "create maildir %s: %s",
+				 maildirs[i], strerror(errno));
+			return -1;
+		}
+		r = snprintf(path, sizeof(path), "%s/new/%s", maildirs[i],
+			     name);
+		if (r < 0 || (size_t)r >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			snprintf(err, errlen, "maildir path too long");
+			return -1;
+		}
+		if (link(spool_path, path) == -1) {
+			snprintf(err, errlen, "link %s: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+		linked[i] = 1;
+	}
+	return 0;
+}
+
+/* All or nothing: removes the links that linked[] marks and fsyncs their
+ * new/ directories, so that a failed delivery does not come back after a
+ * crash. A rare path, so the fsync costs nothing in practice. Keeps
+ * errno. */
+static void
+maildir_unlink_each(const char *const *maildirs, size_t n, const char *name,
+		    const unsigned char *linked)
+{
+	char path[PATH_MAX];
+	int saved = errno;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (!linked[i])
+			continue;
+		r = snprintf(path, sizeof(path), "%s/new/%s", maildirs[i],
+			     name);
+		if (r > 0 && (size_t)r < sizeof(path))
+			unlink(path);
+		r = snprintf(path, sizeof(path), "%s/new", maildirs[i]);
+		if (r > 0 && (size_t)r < sizeof(path))
+			util_fsync_dir(path);
+	}
+	errno = saved;
+}
+
+int
+maildir_link(const char *spool_path, const char *const *maildirs, size_t n,
+	     const char *name, char *err, size_t errlen)
+{
+	unsigned char *linked;
+	int r;
+
+	if (!maildir_check_name(name)) {
+		snprintf(err, errlen, "invalid maildir file name");
+		errno = EINVAL;
+		return -1;
+	}
+	linked = xcalloc(n ? n : 1, 1);
+	r = maildir_link_each(spool_path, maildirs, n, name, linked, err,
+			      errlen);
+	if (r == -1)
+		maildir_unlink_each(maildirs, n, name, linked);
+	free(linked);
+	return r;
+}
+
 int
 maildir_deliver(const char *spool_path, const char *const *maildirs, size_t n,
 		const char *name, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	unsigned char *linked;
-	size_t i, j;
-	int fd, created, saved, r;
+	size_t i;
+	int fd, saved, r;
 
-	if (!maildir_check_component(name) || name[0] == '.') {
+	if (!maildir_check_name(name)) {
 		snprintf(err, errlen, "invalid maildir file name");
 		errno = EINVAL;
 		return -1;
@@ -258,33 +365,10 @@ maildir_deliver(const char *spool_path, const char *const *maildirs, size_t n,
 	}
 	close(fd);
 
-	linked = xcalloc(n, 1);
-	for (i = 0; i < n; i++) {
-		/* The same mailbox twice gets one copy, not a failure. */
-		for (j = 0; j < i; j++)
-			if (strcmp(maildirs[j], maildirs[i]) == 0)
-				break;
-		if (j < i)
-			continue;
-		if (maildir_ensure_created(maildirs[i], &created) == -1) {
-			snprintf(err, errlen, "create maildir %s: %s",
-				 maildirs[i], strerror(errno));
-			goto fail;
-		}
-		r = snprintf(path, sizeof(path), "%s/new/%s", maildirs[i],
-			     name);
-		if (r < 0 || (size_t)r >= sizeof(path)) {
-			errno = ENAMETOOLONG;
-			snprintf(err, errlen, "maildir path too long");
-			goto fail;
-		}
-		if (link(spool_path, path) == -1) {
-			snprintf(err, errlen, "link %s: %s", path,
-				 strerror(errno));
-			goto fail;
-		}
-		linked[i] = 1;
-	}
+	linked = xcalloc(n ? n : 1, 1);
+	if (maildir_link_each(spool_path, maildirs, n, name, linked, err,
+			      errlen) == -1)
+		goto fail;
 	for (i = 0; i < n; i++) {
 		if (!linked[i])
 			continue;
@@ -300,21 +384,8 @@ maildir_deliver(const char *spool_path, const char *const *maildirs, size_t n,
 	return 0;
 
 fail:
-	/* All or nothing: take back the links already made. */
-	saved = errno;
-	for (i = 0; i < n; i++) {
-		if (!linked[i])
-			continue;
-		r = snprintf(path, sizeof(path), "%s/new/%s", maildirs[i],
-			     name);
-		if (r > 0 && (size_t)r < sizeof(path))
-			unlink(path);
-		r = snprintf(path, sizeof(path), "%s/new", maildirs[i]);
-		if (r > 0 && (size_t)r < sizeof(path))
-			util_fsync_dir(path);
-	}
+	maildir_unlink_each(maildirs, n, name, linked);
 	free(linked);
-	errno = saved;
 	return -1;
 }
 

@@ -1,12 +1,11 @@
-/* Pure POP3 parsing: command lines, message numbers, SASL PLAIN and the
- * RETR/TOP encoder (CRLF line ends and dot-stuffing). No I/O, no logging. */
+/* Pure POP3 parsing: command lines, message numbers and the RETR/TOP
+ * encoder (CRLF line ends and dot-stuffing). No I/O, no logging. SASL
+ * decoding is shared with SMTP and lives in sasl.c. */
 #include <string.h>
 
 #include "pop3_parse.h"
 
 static int pop3_is_alpha(unsigned char c);
-static int pop3_base64_value(unsigned char c);
-static int pop3_memcaseeq(const char *a, const char *b, size_t len);
 
 static int
 pop3_is_alpha(unsigned char c)
@@ -159,162 +158,6 @@ pop3_parse_msgnum(const char *s, size_t n, size_t *index_r,
 	}
 	*index_r = (size_t)(v - 1);
 	return POP3_PARSE_OK;
-}
-
-static int
-pop3_base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-enum pop3_parse_result
-pop3_parse_base64(const char *in, size_t inlen, unsigned char *out,
-		  size_t outcap, size_t *outlen_r, const char **error_r)
-{
-	size_t i, o = 0;
-
-	*outlen_r = 0;
-	if (inlen % 4 != 0) {
-		*error_r = "base64 length not a multiple of 4";
-		return POP3_PARSE_INVALID;
-	}
-	for (i = 0; i < inlen; i += 4) {
-		const unsigned char *q = (const unsigned char *)in + i;
-		int v[4], pad = 0, k;
-		uint32_t bits;
-
-		for (k = 0; k < 4; k++) {
-			if (q[k] == '=') {
-				/* RFC 4648 §4: padding only at the very end,
-				 * at most two, and nothing after it. */
-				if (i + 4 != inlen || k < 2) {
-					*error_r = "misplaced base64 padding";
-					return POP3_PARSE_INVALID;
-				}
-				pad++;
-				v[k] = 0;
-				continue;
-			}
-			if (pad > 0) {
-				*error_r = "misplaced base64 padding";
-				return POP3_PARSE_INVALID;
-			}
-			v[k] = pop3_base64_value(q[k]);
-			if (v[k] < 0) {
-				*error_r = "invalid base64 character";
-				return POP3_PARSE_INVALID;
-			}
-		}
-		bits = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-		       (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		/* RFC 4648 §3.5: the unused bits must be zero, so that every
-		 * input has a single encoding. */
-		if ((pad == 1 && (bits & 0xff) != 0) ||
-		    (pad == 2 && (bits & 0xffff) != 0)) {
-			*error_r = "non-canonical base64 padding bits";
-			return POP3_PARSE_INVALID;
-		}
-		if (o + (size_t)(3 - pad) > outcap) {
-			*error_r = "base64 data too long";
-			return POP3_PARSE_TOO_LONG;
-		}
-		out[o++] = (unsigned char)(bits >> 16);
-		if (pad < 2)
-			out[o++] = (unsigned char)(bits >> 8);
-		if (pad < 1)
-			out[o++] = (unsigned char)bits;
-	}
-	*outlen_r = o;
-	return POP3_PARSE_OK;
-}
-
-static int
-pop3_memcaseeq(const char *a, const char *b, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		char ca =
-		    (a[i] >= 'A' && a[i] <= 'Z') ? (char)(a[i] + 32) : a[i];
-		char cb =
-		    (b[i] >= 'A' && b[i] <= 'Z') ? (char)(b[i] + 32) : b[i];
-
-		if (ca != cb)
-			return 0;
-	}
-	return 1;
-}
-
-enum pop3_parse_result
-pop3_parse_sasl_plain(const char *in, size_t inlen, char *authcid,
-		      size_t authcid_len, char *passwd, size_t passwd_len,
-		      const char **error_r)
-{
-	unsigned char buf[POP3_SASL_DECODED_MAX];
-	const char *zid, *cid, *pw, *end, *nul;
-	size_t n, zlen, clen, plen;
-	enum pop3_parse_result r;
-
-	if (authcid_len > 0)
-		authcid[0] = '\0';
-	if (passwd_len > 0)
-		passwd[0] = '\0';
-	r = pop3_parse_base64(in, inlen, buf, sizeof(buf), &n, error_r);
-	if (r != POP3_PARSE_OK)
-		goto out;
-	/* RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd */
-	zid = (const char *)buf;
-	end = zid + n;
-	r = POP3_PARSE_INVALID;
-	if ((nul = memchr(zid, '\0', n)) == NULL) {
-		*error_r = "malformed PLAIN response";
-		goto out;
-	}
-	zlen = (size_t)(nul - zid);
-	cid = nul + 1;
-	if ((nul = memchr(cid, '\0', (size_t)(end - cid))) == NULL) {
-		*error_r = "malformed PLAIN response";
-		goto out;
-	}
-	clen = (size_t)(nul - cid);
-	pw = nul + 1;
-	plen = (size_t)(end - pw);
-	if (memchr(pw, '\0', plen) != NULL) {
-		*error_r = "malformed PLAIN response";
-		goto out;
-	}
-	if (clen == 0 || plen == 0) {
-		*error_r = "empty user name or password";
-		goto out;
-	}
-	/* Logging in as one user on behalf of another is not offered. */
-	if (zlen != 0 && (zlen != clen || !pop3_memcaseeq(zid, cid, clen))) {
-		*error_r = "authorization identity not allowed";
-		goto out;
-	}
-	if (clen >= authcid_len || plen >= passwd_len) {
-		*error_r = "user name or password too long";
-		r = POP3_PARSE_TOO_LONG;
-		goto out;
-	}
-	memcpy(authcid, cid, clen);
-	authcid[clen] = '\0';
-	memcpy(passwd, pw, plen);
-	passwd[plen] = '\0';
-	r = POP3_PARSE_OK;
-out:
-	explicit_bzero(buf, sizeof(buf));
-	return r;
 }
 
 void

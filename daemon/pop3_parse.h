@@ -1,6 +1,6 @@
-/* Pure POP3 parsing: command lines (RFC 1939, RFC 2449), message numbers,
- * the SASL PLAIN response (RFC 4616) and the RETR/TOP output encoder. No I/O
- * and no logging, so that all of it is unit-tested and fuzzed. */
+/* Pure POP3 parsing: command lines (RFC 1939, RFC 2449), message numbers
+ * and the RETR/TOP output encoder. No I/O and no logging, so that all of it
+ * is unit-tested and fuzzed. SASL (base64, PLAIN, LOGIN) is in sasl.h. */
 #ifndef POSTERN_POP3_PARSE_H
 #define POSTERN_POP3_PARSE_H
 
@@ -20,7 +20,6 @@ enum pop3_parse_result {
 #define POP3_ARGS_MAX 8		/* more than any command takes */
 #define POP3_LINE_MAX 255	/* RFC 2449 §4: octets incl. CRLF */
 #define POP3_SASL_LINE_MAX 4096 /* SASL continuation lines, incl. CRLF */
-#define POP3_SASL_DECODED_MAX 2048
 
 /* A command line split into its keyword and the rest. */
 struct pop3_command {
@@ -61,25 +60,6 @@ enum pop3_parse_result pop3_parse_number(const char *s, uint64_t max,
  * message" for a number out of range. */
 enum pop3_parse_result pop3_parse_msgnum(const char *s, size_t n,
 					 size_t *index_r, const char **error_r);
-
-/* Strict base64 (RFC 4648 §4): length a multiple of 4, the standard
- * alphabet, '=' only as final padding, zero padding bits, no whitespace.
- * Decodes into out (outcap octets); PARSE_TOO_LONG when it does not fit. */
-enum pop3_parse_result pop3_parse_base64(const char *in, size_t inlen,
-					 unsigned char *out, size_t outcap,
-					 size_t *outlen_r,
-					 const char **error_r);
-
-/* Decodes a SASL PLAIN response (RFC 4616 §2): base64 of
- * authzid NUL authcid NUL passwd. authcid and passwd must be non-empty;
- * authzid must be empty or equal to authcid (we do not let one user act for
- * another). Fills authcid and passwd as C strings; PARSE_TOO_LONG when one
- * does not fit. The caller should explicit_bzero passwd after use; the
- * decoded copy made here is wiped before returning. */
-enum pop3_parse_result pop3_parse_sasl_plain(const char *in, size_t inlen,
-					     char *authcid, size_t authcid_len,
-					     char *passwd, size_t passwd_len,
-					     const char **error_r);
 
 /* The RETR/TOP encoder. Input is a stored message (LF line ends; an
  * existing CRLF passes unchanged); output uses CRLF line ends and is

@@ -1,13 +1,14 @@
-/* POP3 server sessions (RFC 1939, RFC 2449 CAPA, RFC 5034 SASL): reading
- * command lines within limits, one dispatch table that gates every command
- * by state, login with the password check on a worker thread, the maildrop
- * and its lock, and RETR/TOP/LIST/UIDL replies streamed as output drains.
- * Parsing and the RETR encoder are pure and live in pop3_parse.c. */
+/* POP3 server sessions (RFC 1939, RFC 2449 CAPA, RFC 5034 SASL, RFC 2595
+ * STLS, RFC 8314 POP3S): reading command lines within limits, one dispatch
+ * table that gates every command by state and TLS, login through auth.c
+ * followed by the maildrop lock and scan on a worker thread, and
+ * RETR/TOP/LIST/UIDL replies streamed as output drains. Parsing and the
+ * RETR encoder are pure and live in pop3_parse.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +17,19 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "abuse.h"
+#include "auth.h"
 #include "log.h"
 #include "maildir.h"
-#include "password.h"
 #include "pop3_parse.h"
 #include "pop3_session.h"
+#include "sasl.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -35,8 +40,9 @@
 
 /* Command flags (CONVENTIONS.md §3). */
 #define CMDF_CLEARTEXT                                                         \
-	0x01		   /* carries a password: needs TLS, or plaintext      \
-			      auth allowed by the configuration */
+	0x01		   /* carries a password: needs TLS, loopback with     \
+			      [auth] plaintext_on_loopback, or                 \
+			      [pop3] allow_plaintext_auth */
 #define CMDF_SECRET 0x02   /* never log the arguments */
 #define CMDF_RAW_ARGS 0x04 /* one argument: the rest of the line */
 #define CMDF_LONG_ARGS                                                         \
@@ -64,6 +70,17 @@ enum pop3_stream {
 #define POP3_OUTPUT_LOWAT (16 * 1024)  /* write callback below this */
 #define POP3_READ_CHUNK (16 * 1024)
 #define POP3_LOG_USER_MAX STORE_ADDRESS_MAX
+#define POP3_TLS_INFO_MAX 128
+#define POP3_REPLY_MAX 512	   /* one reply line, formatted on the stack */
+#define POP3_LIST_CHUNK (8 * 1024) /* LIST/UIDL lines handed over at once */
+
+/* What the next client line answers during AUTH (RFC 5034 §4). */
+enum pop3_sasl_step {
+	POP3_SASL_NONE,
+	POP3_SASL_PLAIN,      /* the PLAIN message */
+	POP3_SASL_LOGIN_USER, /* LOGIN: the user name */
+	POP3_SASL_LOGIN_PASS, /* LOGIN: the password */
+};
 
 struct pop3_job;
 
@@ -73,13 +90,22 @@ struct pop3_session {
 	struct peer peer;
 	char id[17];
 	unsigned state;
-	int secure; /* TLS active (issue 3: STLS) */
+
+	/* TLS */
+	int secure;	   /* TLS is on (STLS done, or [pop3s]) */
+	int implicit_tls;  /* [pop3s]: the greeting follows the handshake */
+	int tls_handshake; /* in progress: no command is read meanwhile */
+	int tls_closed;	   /* close_notify sent */
+	char tls_info[POP3_TLS_INFO_MAX]; /* "TLSv1.3:TLS_AES_..." */
 
 	/* AUTHORIZATION */
 	char user[STORE_ADDRESS_MAX + 1]; /* from USER, until PASS */
 	int have_user;
-	int auth_cont; /* the next line is a SASL response */
+	enum pop3_sasl_step sasl_step;		/* what the next line answers */
+	char sasl_user[SASL_FIELD_MAX];		/* AUTH LOGIN: name, until the
+						   password comes */
 	char login_user[POP3_LOG_USER_MAX + 1]; /* printable, for logs */
+	struct auth_request *auth; /* credential check in progress */
 
 	/* TRANSACTION: the maildrop, locked */
 	char maildir[PATH_MAX];
@@ -94,10 +120,8 @@ struct pop3_session {
 	struct pop3_encoder enc;
 	size_t list_pos;
 
-	struct pop3_job *job;	/* on a worker: the session must live */
-	struct event *ev_delay; /* failed-login delay */
-	struct event *ev_free;	/* deferred free */
-	int delaying;
+	struct pop3_job *job;  /* on a worker: the session must live */
+	struct event *ev_free; /* deferred free */
 
 	unsigned bad_commands;
 	unsigned retrieved, removed;
@@ -109,7 +133,7 @@ struct pop3_session {
 };
 
 enum pop3_job_kind {
-	JOB_LOGIN,
+	JOB_OPEN,
 	JOB_UPDATE,
 };
 
@@ -118,15 +142,9 @@ enum pop3_job_kind {
 struct pop3_job {
 	struct pop3_session *s;
 	enum pop3_job_kind kind;
-
-	/* JOB_LOGIN, in */
-	char *password; /* owned, wiped on the worker */
-	char hash[STORE_HASH_MAX];
-	int known; /* the mailbox exists */
-	int enabled;
 	char maildir[PATH_MAX];
-	/* JOB_LOGIN, out */
-	int verified;
+
+	/* JOB_OPEN (after a successful login), out */
 	int lock_fd;
 	int lock_errno; /* maildir_lock failed */
 	int scan_errno; /* maildir_scan failed */
@@ -161,6 +179,8 @@ static enum pop3_cmd_result pop3_cmd_auth(struct pop3_session *s, size_t argc,
 					  char **argv);
 static enum pop3_cmd_result pop3_cmd_apop(struct pop3_session *s, size_t argc,
 					  char **argv);
+static enum pop3_cmd_result pop3_cmd_stls(struct pop3_session *s, size_t argc,
+					  char **argv);
 static enum pop3_cmd_result pop3_cmd_stat(struct pop3_session *s, size_t argc,
 					  char **argv);
 static enum pop3_cmd_result pop3_cmd_list(struct pop3_session *s, size_t argc,
@@ -184,34 +204,52 @@ static enum pop3_cmd_result pop3_cmd_uidl(struct pop3_session *s, size_t argc,
 static void pop3_process_input(struct pop3_session *s);
 static void pop3_handle_line(struct pop3_session *s, char *line, size_t len);
 static const struct pop3_cmd_def *pop3_find_command(const char *verb);
+static void pop3_vreply(struct pop3_session *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+static void pop3_reply_lines(struct pop3_session *s, const char *const *lines,
+			     size_t n);
 static enum pop3_cmd_result pop3_bad(struct pop3_session *s, const char *fmt,
 				     ...) __attribute__((format(printf, 2, 3)));
 static void pop3_enter_state(struct pop3_session *s, unsigned state);
 static int pop3_is_busy(const struct pop3_session *s);
 static void pop3_update_reading(struct pop3_session *s);
 static int pop3_cleartext_ok(const struct pop3_session *s);
+static int pop3_peer_is_loopback(const struct pop3_session *s);
 static int pop3_msg_arg(struct pop3_session *s, const char *arg,
 			size_t *index_r, enum pop3_cmd_result *res_r);
 static void pop3_maildrop_totals(const struct pop3_session *s, size_t *n_r,
 				 uint64_t *octets_r);
 
+/* TLS */
+static struct bufferevent *pop3_tls_bev(struct pop3_session *s,
+					evutil_socket_t fd,
+					struct bufferevent *under);
+static void pop3_setup_bev(struct pop3_session *s);
+static void pop3_greet(struct pop3_session *s);
+static void pop3_tls_log_errors(struct pop3_session *s);
+
 /* login */
-static enum pop3_cmd_result pop3_auth_response(struct pop3_session *s,
-					       const char *resp, size_t len);
+static void pop3_auth_line(struct pop3_session *s, const char *line,
+			   size_t len);
+static enum pop3_cmd_result pop3_auth_plain(struct pop3_session *s,
+					    const char *resp, size_t len);
 static enum pop3_cmd_result pop3_login_start(struct pop3_session *s,
 					     const char *user,
 					     const char *password);
-static void pop3_login_work(void *arg);
-static void pop3_login_done(void *arg);
-static void pop3_dummy_hash_init(void);
+static void pop3_on_auth(void *arg, enum auth_result result, const char *user);
+static void pop3_open_start(struct pop3_session *s, const char *user);
+static void pop3_open_work(void *arg);
+static void pop3_open_done(void *arg);
+static void pop3_forget_login(struct pop3_session *s);
 static void pop3_log_safe(const char *in, char *out, size_t outlen);
 
 /* streamed replies and UPDATE */
 static enum pop3_cmd_result pop3_retr_start(struct pop3_session *s, size_t i,
 					    int top, uint64_t lines);
 static int pop3_stream_fill(struct pop3_session *s);
+static void pop3_list_fill(struct pop3_session *s);
 static void pop3_stream_stop(struct pop3_session *s);
 static void pop3_update_work(void *arg);
 static void pop3_update_done(void *arg);
@@ -220,8 +258,10 @@ static void pop3_update_done(void *arg);
 static void pop3_on_read(struct bufferevent *bev, void *arg);
 static void pop3_on_write(struct bufferevent *bev, void *arg);
 static void pop3_on_event(struct bufferevent *bev, short what, void *arg);
-static void pop3_on_delay(evutil_socket_t fd, short what, void *arg);
+static void pop3_on_under_write(struct bufferevent *bev, void *arg);
+static void pop3_on_under_event(struct bufferevent *bev, short what, void *arg);
 static void pop3_on_free(evutil_socket_t fd, short what, void *arg);
+static int pop3_flush_wait(struct pop3_session *s);
 static void pop3_session_close(struct pop3_session *s, const char *reason,
 			       int flush);
 static void pop3_schedule_free(struct pop3_session *s);
@@ -233,11 +273,12 @@ static void pop3_job_free(struct pop3_job **job);
 
 /* The only place that knows the commands: RFC 1939 §4-§7 for USER, PASS,
  * QUIT, STAT, LIST, RETR, DELE, NOOP, RSET, TOP, UIDL; RFC 2449 §5 CAPA;
- * RFC 5034 AUTH. APOP (RFC 1939 §7) needs the clear password on our side,
- * and we keep only yescrypt hashes, so it is refused and not advertised.
- * STLS (RFC 2595) joins with TLS in issue 3. */
+ * RFC 5034 AUTH; RFC 2595 §4 STLS, in the AUTHORIZATION state only. APOP
+ * (RFC 1939 §7) needs the clear password on our side, and we keep only
+ * yescrypt hashes, so it is refused and not advertised. */
 static const struct pop3_cmd_def pop3_commands[] = {
     {"CAPA", ST_AUTH | ST_TRANS, 0, 0, 0, pop3_cmd_capa},
+    {"STLS", ST_AUTH, 0, 0, 0, pop3_cmd_stls},
     {"USER", ST_AUTH, CMDF_CLEARTEXT | CMDF_LONG_ARGS, 1, 1, pop3_cmd_user},
     {"PASS", ST_AUTH, CMDF_CLEARTEXT | CMDF_SECRET | CMDF_RAW_ARGS, 1, 1,
      pop3_cmd_pass},
@@ -255,30 +296,29 @@ static const struct pop3_cmd_def pop3_commands[] = {
     {"UIDL", ST_TRANS, 0, 0, 1, pop3_cmd_uidl},
 };
 
-/* A hash of a random password, checked when the user does not exist so
- * that an unknown user costs as much time as a wrong password (no user
- * enumeration by timing). Made once, with password_hash's parameters. */
-static pthread_once_t pop3_dummy_once = PTHREAD_ONCE_INIT;
-static char pop3_dummy_hash[STORE_HASH_MAX];
-
 void
 pop3_session_start(struct server *srv, evutil_socket_t fd,
 		   const struct peer *peer, int implicit_tls)
 {
 	struct pop3_session *s;
-	struct timeval tv;
 
-	(void)implicit_tls; /* TODO: issue 3 — POP3S handshake */
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
 	s->peer = *peer;
 	s->state = POP3_STATE_AUTHORIZATION;
 	s->lock_fd = -1;
 	s->retr_fd = -1;
+	s->implicit_tls = implicit_tls;
 	util_random_hex(s->id, 8);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	/* RFC 8314 §3: on [pop3s] the TLS handshake comes first; the
+	 * greeting is sent once it has completed (pop3_on_event). */
+	if (implicit_tls)
+		s->bev = pop3_tls_bev(s, fd, NULL);
+	else
+		s->bev = bufferevent_socket_new(srv->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
-		log_warnx("%s pop3 cannot create bufferevent addr=%s", s->id,
+		log_warnx("%s pop3 cannot set up the connection addr=%s", s->id,
 			  peer->addr);
 		evutil_closesocket(fd);
 		server_session_closed(srv, peer);
@@ -286,33 +326,168 @@ pop3_session_start(struct server *srv, evutil_socket_t fd,
 		return;
 	}
 	s->ev_free = event_new(srv->base, -1, 0, pop3_on_free, s);
-	s->ev_delay = evtimer_new(srv->base, pop3_on_delay, s);
-	if (s->ev_free == NULL || s->ev_delay == NULL)
+	if (s->ev_free == NULL)
 		fatalx("pop3: event_new failed");
+	pop3_setup_bev(s);
+	log_info("%s pop3 connected addr=%s port=%s%s", s->id, peer->addr,
+		 peer->port, implicit_tls ? " tls=implicit" : "");
+	if (!implicit_tls)
+		pop3_greet(s);
+	pop3_update_reading(s);
+}
+
+static void
+pop3_greet(struct pop3_session *s)
+{
+	pop3_reply(s, "+OK Postern POP3 ready.");
+}
+
+/* ---- TLS ---- */
+
+/* Wraps the socket fd ([pop3s]) or the plaintext bufferevent under (STLS)
+ * in a server-side TLS bufferevent that starts with the handshake, driven
+ * by the loop like any other I/O. Returns NULL when TLS is not configured
+ * or OpenSSL fails (fd is then still the caller's; under is untouched). */
+static struct bufferevent *
+pop3_tls_bev(struct pop3_session *s, evutil_socket_t fd,
+	     struct bufferevent *under)
+{
+	SSL_CTX *ctx = tls_server_ctx();
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* OpenSSL 3 reports a close without close_notify as an error, which
+	 * libevent's dirty-shutdown setting below does not cover; it is an
+	 * EOF like any other here: commands are whole CRLF lines, so a cut
+	 * cannot truncate one into something else. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	if (under != NULL)
+		bev = bufferevent_openssl_filter_new(s->srv->base, under, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Many clients close without close_notify after QUIT; that is an
+	 * end of the session, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* No command is read until the handshake is over; the handshake
+	 * itself runs whatever EV_READ says. */
+	bufferevent_disable(bev, EV_READ);
+	s->reading = 0;
+	s->secure = 1;
+	s->tls_handshake = 1;
+	return bev;
+}
+
+/* Callbacks, the output low-water mark and the idle timeout of s->bev;
+ * again after STLS has put a TLS filter on top. */
+static void
+pop3_setup_bev(struct pop3_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	struct timeval tv;
+
 	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event,
 			  s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUTPUT_LOWAT, 0);
 	tv.tv_sec = (time_t)s->srv->cfg->pop3_idle_timeout;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	log_info("%s pop3 connected addr=%s port=%s", s->id, peer->addr,
-		 peer->port);
-	pop3_reply(s, "+OK Postern POP3 ready.");
-	pop3_update_reading(s);
+	/* The TLS filter encrypts into the socket bufferevent below without
+	 * limit unless that one has a high-water mark: without it a RETR
+	 * would end up whole in memory instead of streamed. */
+	if (under != NULL)
+		bufferevent_setwatermark(under, EV_WRITE, POP3_OUTPUT_LOWAT,
+					 POP3_STREAM_HIWAT);
+}
+
+static void
+pop3_tls_log_errors(struct pop3_session *s)
+{
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+		char buf[256];
+
+		/* libevent also queues its SSL_get_error() code, which is no
+		 * OpenSSL error and would read "lib(0)". */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_info("%s pop3 tls error=\"%s\"", s->id, buf);
+	}
 }
 
 /* ---- replies and small helpers ---- */
 
+/* Adds one reply line and its CRLF to the output in one piece. Over TLS
+ * every addition to the output is encrypted at once into a TLS record of
+ * its own (and on [pop3s] written at once), so a line is never split and
+ * multi-line replies are handed over whole (pop3_reply_lines). */
+static void
+pop3_vreply(struct pop3_session *s, const char *fmt, va_list ap)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	char buf[POP3_REPLY_MAX];
+	struct evbuffer *tmp;
+	va_list ap2;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap2);
+	va_end(ap2);
+	if (n >= 0 && (size_t)n < sizeof(buf) - 2) {
+		buf[n] = '\r';
+		buf[n + 1] = '\n';
+		evbuffer_add(out, buf, (size_t)n + 2);
+		return;
+	}
+	/* Longer than any reply we make; still one piece. */
+	if ((tmp = evbuffer_new()) == NULL)
+		fatalx("pop3: evbuffer_new failed");
+	evbuffer_add_vprintf(tmp, fmt, ap);
+	evbuffer_add(tmp, "\r\n", 2);
+	evbuffer_add_buffer(out, tmp);
+	evbuffer_free(tmp);
+}
+
 static void
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	pop3_vreply(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+}
+
+/* A multi-line reply from n fixed lines (the status line first, the "."
+ * added here), handed to the output in one piece. */
+static void
+pop3_reply_lines(struct pop3_session *s, const char *const *lines, size_t n)
+{
+	struct evbuffer *tmp = evbuffer_new();
+	size_t i;
+
+	if (tmp == NULL)
+		fatalx("pop3: evbuffer_new failed");
+	for (i = 0; i < n; i++) {
+		evbuffer_add(tmp, lines[i], strlen(lines[i]));
+		evbuffer_add(tmp, "\r\n", 2);
+	}
+	evbuffer_add(tmp, ".\r\n", 3);
+	evbuffer_add_buffer(bufferevent_get_output(s->bev), tmp);
+	evbuffer_free(tmp);
 }
 
 /* Replies to a command that counts as bad (unknown, wrong state, syntax).
@@ -322,7 +497,6 @@ static enum pop3_cmd_result
 pop3_bad(struct pop3_session *s, const char *fmt, ...)
 {
 	uint64_t max = s->srv->cfg->pop3_max_bad_commands;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	va_list ap;
 
 	/* max bad commands are tolerated; the next one ends the session. */
@@ -334,9 +508,8 @@ pop3_bad(struct pop3_session *s, const char *fmt, ...)
 		return CMD_BAD;
 	}
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	pop3_vreply(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 	return CMD_BAD;
 }
 
@@ -352,7 +525,8 @@ pop3_enter_state(struct pop3_session *s, unsigned state)
 static int
 pop3_is_busy(const struct pop3_session *s)
 {
-	return s->job != NULL || s->stream != STREAM_NONE || s->delaying;
+	return s->job != NULL || s->auth != NULL || s->stream != STREAM_NONE ||
+	       s->tls_handshake;
 }
 
 /* Reads from the socket only when the input can be used: not while busy,
@@ -371,11 +545,38 @@ pop3_update_reading(struct pop3_session *s)
 }
 
 /* Passwords travel in the clear unless TLS is up: allowed only when the
- * configuration says so (RFC 2595 §2.2 asks servers to refuse them). */
+ * configuration says so (RFC 2595 §2.2 asks servers to refuse them), for
+ * every client ([pop3] allow_plaintext_auth, the older key) or for
+ * loopback clients only ([auth] plaintext_on_loopback: local webmail). */
 static int
 pop3_cleartext_ok(const struct pop3_session *s)
 {
-	return s->secure || s->srv->cfg->pop3_allow_plaintext;
+	if (s->secure || s->srv->cfg->pop3_allow_plaintext)
+		return 1;
+	return s->srv->cfg->auth_plaintext_loopback && pop3_peer_is_loopback(s);
+}
+
+/* 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6. */
+static int
+pop3_peer_is_loopback(const struct pop3_session *s)
+{
+	const struct sockaddr_storage *sa = &s->peer.sa;
+
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		       in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
 }
 
 /* Resolves a message-number argument to a live message. Returns 0, or -1
@@ -443,8 +644,12 @@ pop3_log_safe(const char *in, char *out, size_t outlen)
 static void
 pop3_on_read(struct bufferevent *bev, void *arg)
 {
+	struct pop3_session *s = arg;
+
 	(void)bev;
-	pop3_process_input(arg);
+	if (s->tls_handshake)
+		return;
+	pop3_process_input(s);
 }
 
 /* Handles complete lines from the input buffer, in order, until the buffer
@@ -453,14 +658,17 @@ pop3_on_read(struct bufferevent *bev, void *arg)
 static void
 pop3_process_input(struct pop3_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	uint64_t cfg_max = s->srv->cfg->pop3_max_command_line;
+	struct evbuffer *in;
 
 	while (!s->closing && !pop3_is_busy(s)) {
+		/* Fetched each time: STLS replaces s->bev. */
+		struct evbuffer *out = bufferevent_get_output(s->bev);
 		struct evbuffer_ptr eol;
 		size_t max, buffered, n;
 		char *line;
+
+		in = bufferevent_get_input(s->bev);
 
 		/* Output high-water mark: a client that pipelines without
 		 * reading replies waits until it reads them. */
@@ -474,7 +682,7 @@ pop3_process_input(struct pop3_session *s)
 		/* A SASL response may be longer than a command line (RFC
 		 * 5034 §4 exempts it from the 255-octet limit). */
 		max = cfg_max > SIZE_MAX ? SIZE_MAX : (size_t)cfg_max;
-		if (s->auth_cont && max < POP3_SASL_LINE_MAX)
+		if (s->sasl_step != POP3_SASL_NONE && max < POP3_SASL_LINE_MAX)
 			max = POP3_SASL_LINE_MAX;
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
@@ -493,6 +701,7 @@ pop3_process_input(struct pop3_session *s)
 		explicit_bzero(line, n);
 		free(line);
 	}
+	in = bufferevent_get_input(s->bev);
 	if (!s->closing && !pop3_is_busy(s) && s->peer_eof &&
 	    evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos == -1) {
 		pop3_session_close(s, "disconnected", 1);
@@ -531,9 +740,8 @@ pop3_handle_line(struct pop3_session *s, char *line, size_t len)
 	const char *err;
 	size_t argc;
 
-	if (s->auth_cont) {
-		s->auth_cont = 0;
-		pop3_auth_response(s, line, len);
+	if (s->sasl_step != POP3_SASL_NONE) {
+		pop3_auth_line(s, line, len);
 		return;
 	}
 	switch (pop3_parse_command(
@@ -571,10 +779,14 @@ pop3_handle_line(struct pop3_session *s, char *line, size_t len)
 		return;
 	}
 	/* RFC 2595 §2.2: no clear-text passwords outside TLS unless the
-	 * administrator allowed them. STLS (issue 3) sets s->secure. */
+	 * administrator allowed them; the wording and the [AUTH] code
+	 * (RFC 3206 §4) are Dovecot's, which clients already know. */
 	if ((c->flags & CMDF_CLEARTEXT) && !pop3_cleartext_ok(s)) {
-		pop3_reply(s, "-ERR [AUTH] Plaintext authentication "
-			      "disallowed on non-secure connections");
+		log_info("%s pop3 failed-command command=\"%s\" "
+			 "result=\"plaintext refused\"",
+			 s->id, c->verb);
+		pop3_reply(s, "-ERR [AUTH] Plaintext authentication disallowed "
+			      "on non-secure (SSL/TLS) connections.");
 		return;
 	}
 	if (c->flags & CMDF_RAW_ARGS) {
@@ -608,22 +820,27 @@ static enum pop3_cmd_result
 pop3_cmd_capa(struct pop3_session *s, size_t argc, char **argv)
 {
 	int auth = s->state == POP3_STATE_AUTHORIZATION;
+	const char *lines[16];
+	size_t n = 0;
 
 	(void)argc;
 	(void)argv;
-	/* RFC 2449 §5; USER and SASL only while they can be used. */
-	pop3_reply(s, "+OK Capability list follows");
-	pop3_reply(s, "TOP");
-	pop3_reply(s, "UIDL");
+	/* RFC 2449 §5; STLS, USER and SASL only while they can be used
+	 * (RFC 2595 §4: not once TLS is on). */
+	lines[n++] = "+OK Capability list follows";
+	lines[n++] = "TOP";
+	lines[n++] = "UIDL";
+	if (auth && !s->secure && tls_server_ctx() != NULL)
+		lines[n++] = "STLS";
 	if (auth && pop3_cleartext_ok(s)) {
-		pop3_reply(s, "USER");
-		pop3_reply(s, "SASL PLAIN");
+		lines[n++] = "USER";
+		lines[n++] = "SASL PLAIN LOGIN";
 	}
-	pop3_reply(s, "RESP-CODES");
-	pop3_reply(s, "AUTH-RESP-CODE");
-	pop3_reply(s, "PIPELINING");
-	pop3_reply(s, "IMPLEMENTATION Postern");
-	pop3_reply(s, ".");
+	lines[n++] = "RESP-CODES";
+	lines[n++] = "AUTH-RESP-CODE";
+	lines[n++] = "PIPELINING";
+	lines[n++] = "IMPLEMENTATION Postern";
+	pop3_reply_lines(s, lines, n);
 	return CMD_DONE;
 }
 
@@ -662,22 +879,38 @@ pop3_cmd_auth(struct pop3_session *s, size_t argc, char **argv)
 	/* Not in RFC 5034, but what Outlook and others send to list the
 	 * mechanisms; Dovecot answers it the same way. */
 	if (argc == 0) {
-		pop3_reply(s, "+OK");
-		pop3_reply(s, "PLAIN");
-		pop3_reply(s, ".");
-		return CMD_DONE;
-	}
-	if (!util_strcaseeq(argv[0], "PLAIN")) {
-		pop3_reply(s, "-ERR Unsupported authentication mechanism");
+		static const char *const mechs[] = {"+OK", "PLAIN", "LOGIN"};
+
+		pop3_reply_lines(s, mechs, sizeof(mechs) / sizeof(mechs[0]));
 		return CMD_DONE;
 	}
 	s->have_user = 0;
-	if (argc == 2)
-		return pop3_auth_response(s, argv[1], strlen(argv[1]));
-	/* RFC 5034 §4: an empty challenge, then the client's response on a
-	 * line of its own. */
-	pop3_reply(s, "+ ");
-	s->auth_cont = 1;
+	if (util_strcaseeq(argv[0], "PLAIN")) {
+		if (argc == 2)
+			return pop3_auth_plain(s, argv[1], strlen(argv[1]));
+		/* RFC 5034 §4: an empty challenge, then the client's
+		 * response on a line of its own. */
+		pop3_reply(s, "+ ");
+		s->sasl_step = POP3_SASL_PLAIN;
+		return CMD_DONE;
+	}
+	if (util_strcaseeq(argv[0], "LOGIN")) {
+		if (argc == 2) {
+			/* The initial response is the user name. */
+			if (sasl_login_decode(argv[1], strlen(argv[1]),
+					      s->sasl_user,
+					      sizeof(s->sasl_user)) == -1)
+				return pop3_bad(s, "-ERR Invalid SASL "
+						   "response");
+			pop3_reply(s, "+ UGFzc3dvcmQ6"); /* "Password:" */
+			s->sasl_step = POP3_SASL_LOGIN_PASS;
+			return CMD_DONE;
+		}
+		pop3_reply(s, "+ VXNlcm5hbWU6"); /* "Username:" */
+		s->sasl_step = POP3_SASL_LOGIN_USER;
+		return CMD_DONE;
+	}
+	pop3_reply(s, "-ERR Unsupported authentication mechanism");
 	return CMD_DONE;
 }
 
@@ -689,6 +922,50 @@ pop3_cmd_apop(struct pop3_session *s, size_t argc, char **argv)
 	/* APOP needs the clear password on the server; we store only
 	 * yescrypt hashes, and the greeting carries no timestamp. */
 	pop3_reply(s, "-ERR APOP not supported");
+	return CMD_DONE;
+}
+
+/* RFC 2595 §4. The reply goes out in clear, then a TLS filter is put on
+ * the connection; the handshake runs on the loop and commands are read
+ * again once it is done (pop3_on_event). */
+static enum pop3_cmd_result
+pop3_cmd_stls(struct pop3_session *s, size_t argc, char **argv)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *plain = s->bev, *tls;
+	size_t pending;
+
+	(void)argc;
+	(void)argv;
+	if (s->secure)
+		return pop3_bad(s, "-ERR TLS is already active");
+	if (tls_server_ctx() == NULL) {
+		pop3_reply(s, "-ERR TLS support is not enabled");
+		return CMD_DONE;
+	}
+	if (s->peer_eof) {
+		/* The client has shut its side: no handshake can follow. */
+		pop3_session_close(s, "disconnected", 0);
+		return CMD_DONE;
+	}
+	pop3_reply(s, "+OK Begin TLS negotiation");
+	/* Whatever the client sent after STLS came in clear and must not be
+	 * run as if it had come over TLS (CVE-2011-0411): drop it. */
+	pending = evbuffer_get_length(in);
+	if (pending > 0) {
+		log_info("%s pop3 stls-discarded octets=%zu", s->id, pending);
+		evbuffer_drain(in, pending);
+	}
+	tls = pop3_tls_bev(s, -1, plain);
+	if (tls == NULL) {
+		log_warnx("%s pop3 stls setup failed", s->id);
+		pop3_session_close(s, "tls-setup", 1);
+		return CMD_DONE;
+	}
+	s->bev = tls;
+	pop3_setup_bev(s);
+	/* RFC 2595 §4: nothing learnt before TLS carries over. */
+	pop3_forget_login(s);
 	return CMD_DONE;
 }
 
@@ -890,115 +1167,153 @@ pop3_cmd_quit(struct pop3_session *s, size_t argc, char **argv)
 
 /* ---- login ---- */
 
-/* The response to AUTH PLAIN, given with the command or on its own line:
- * "*" cancels (RFC 5034 §4), "=" is an empty initial response. */
-static enum pop3_cmd_result
-pop3_auth_response(struct pop3_session *s, const char *resp, size_t len)
+/* One client line during an AUTH exchange (RFC 5034 §4): "*" cancels,
+ * anything else is the base64 response the current step expects. */
+static void
+pop3_auth_line(struct pop3_session *s, const char *line, size_t len)
 {
-	char authcid[STORE_ADDRESS_MAX + 1], passwd[POP3_SASL_DECODED_MAX];
-	enum pop3_cmd_result r;
-	const char *err;
+	char password[SASL_PASSWORD_MAX];
+	enum pop3_sasl_step step = s->sasl_step;
 
-	if (len == 1 && resp[0] == '*') {
+	s->sasl_step = POP3_SASL_NONE;
+	if (len == 1 && line[0] == '*') {
+		explicit_bzero(s->sasl_user, sizeof(s->sasl_user));
 		pop3_reply(s, "-ERR Authentication cancelled");
-		return CMD_DONE;
+		return;
 	}
+	switch (step) {
+	case POP3_SASL_PLAIN:
+		pop3_auth_plain(s, line, len);
+		return;
+	case POP3_SASL_LOGIN_USER:
+		if (sasl_login_decode(line, len, s->sasl_user,
+				      sizeof(s->sasl_user)) == -1) {
+			pop3_bad(s, "-ERR Invalid SASL response");
+			return;
+		}
+		pop3_reply(s, "+ UGFzc3dvcmQ6"); /* "Password:" */
+		s->sasl_step = POP3_SASL_LOGIN_PASS;
+		return;
+	case POP3_SASL_LOGIN_PASS:
+		if (sasl_login_decode(line, len, password, sizeof(password)) ==
+		    -1) {
+			explicit_bzero(s->sasl_user, sizeof(s->sasl_user));
+			explicit_bzero(password, sizeof(password));
+			pop3_bad(s, "-ERR Invalid SASL response");
+			return;
+		}
+		pop3_login_start(s, s->sasl_user, password);
+		explicit_bzero(s->sasl_user, sizeof(s->sasl_user));
+		explicit_bzero(password, sizeof(password));
+		return;
+	case POP3_SASL_NONE:
+		break;
+	}
+	fatalx("pop3: SASL line without a step");
+}
+
+/* The AUTH PLAIN response, given with the command or on its own line; "="
+ * is an empty initial response (RFC 5034 §4). */
+static enum pop3_cmd_result
+pop3_auth_plain(struct pop3_session *s, const char *resp, size_t len)
+{
+	char user[SASL_FIELD_MAX], password[SASL_PASSWORD_MAX];
+	enum pop3_cmd_result r;
+	const char *err = "invalid";
+
 	if (len == 1 && resp[0] == '=')
 		len = 0;
-	if (pop3_parse_sasl_plain(resp, len, authcid, sizeof(authcid), passwd,
-				  sizeof(passwd), &err) != POP3_PARSE_OK) {
+	if (sasl_plain_decode(resp, len, user, sizeof(user), password,
+			      sizeof(password), &err) == -1) {
+		explicit_bzero(password, sizeof(password));
 		log_info("%s pop3 failed-command command=\"AUTH\" "
 			 "result=\"%s\"",
 			 s->id, err);
 		return pop3_bad(s, "-ERR Invalid SASL PLAIN response");
 	}
-	r = pop3_login_start(s, authcid, passwd);
-	explicit_bzero(passwd, sizeof(passwd));
+	r = pop3_login_start(s, user, password);
+	explicit_bzero(password, sizeof(password));
 	return r;
 }
 
-/* Looks the mailbox up (cheap, on the loop) and hands the password check,
- * the lock and the scan to a worker. Input waits until the answer. */
+/* Hands the credentials to auth.c (store lookup, yescrypt on a worker,
+ * failure delay and abuse accounting, all shared with SMTP AUTH). Input
+ * waits until the answer. auth_check copies the password; the caller
+ * wipes its own. */
 static enum pop3_cmd_result
 pop3_login_start(struct pop3_session *s, const char *user, const char *password)
 {
+	pop3_log_safe(user, s->login_user, sizeof(s->login_user));
+	s->auth =
+	    auth_check(s->srv, &s->peer, user, password,
+		       s->srv->cfg->pop3_auth_fail_delay_ms, pop3_on_auth, s);
+	pop3_update_reading(s);
+	return CMD_PENDING;
+}
+
+/* Loop thread, from auth.c: a failure arrives after the failure delay. On
+ * success the maildrop is locked and listed on a worker next. Not called
+ * once the session is closing (auth_cancel). */
+static void
+pop3_on_auth(void *arg, enum auth_result result, const char *user)
+{
+	struct pop3_session *s = arg;
+
+	s->auth = NULL;
+	switch (result) {
+	case AUTH_OK:
+		pop3_open_start(s, user);
+		return;
+	case AUTH_FAILED:
+		log_info("%s pop3 failed-login user=%s", s->id, s->login_user);
+		pop3_reply(s, "-ERR [AUTH] Invalid login");
+		break;
+	case AUTH_TEMPFAIL:
+		log_warnx("%s pop3 credential check failed user=%s", s->id,
+			  s->login_user);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try later");
+		break;
+	}
+	pop3_process_input(s);
+}
+
+/* Starts the maildrop lock and scan of user (the canonical address that
+ * auth.c found) on a worker, so that no disk work happens on the loop. */
+static void
+pop3_open_start(struct pop3_session *s, const char *user)
+{
 	char local[STORE_LOCAL_MAX + 1], domain[STORE_DOMAIN_MAX + 1];
-	struct store_mailbox mb;
 	struct pop3_job *job;
-	enum store_result sr = STORE_NOTFOUND;
-	int r;
 
 	pop3_log_safe(user, s->login_user, sizeof(s->login_user));
 	job = xcalloc(1, sizeof(*job));
 	job->s = s;
-	job->kind = JOB_LOGIN;
+	job->kind = JOB_OPEN;
 	job->lock_fd = -1;
-	memset(&mb, 0, sizeof(mb));
 	/* store_split_address admits only names that cannot leave the
 	 * store; maildir_path checks once more. */
-	if (user[0] != '\0' &&
-	    store_split_address(user, local, sizeof(local), domain,
-				sizeof(domain)) == STORE_OK)
-		sr = store_mailbox_get(s->srv->store, user, &mb);
-	if (sr == STORE_ERROR) {
-		log_warnx("%s pop3 store lookup failed user=%s", s->id,
+	if (store_split_address(user, local, sizeof(local), domain,
+				sizeof(domain)) != STORE_OK ||
+	    maildir_path(s->srv->cfg->data_dir, domain, local, job->maildir,
+			 sizeof(job->maildir)) == -1) {
+		log_warnx("%s pop3 no maildir path user=%s", s->id,
 			  s->login_user);
 		pop3_job_free(&job);
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try later");
-		return CMD_DONE;
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open mailbox");
+		pop3_process_input(s);
+		return;
 	}
-	if (sr == STORE_OK) {
-		if (maildir_path(s->srv->cfg->data_dir, mb.domain, mb.local,
-				 job->maildir, sizeof(job->maildir)) == -1) {
-			log_warnx("%s pop3 no maildir path user=%s", s->id,
-				  s->login_user);
-			pop3_job_free(&job);
-			pop3_reply(s, "-ERR [SYS/TEMP] Cannot open mailbox");
-			return CMD_DONE;
-		}
-		job->known = 1;
-		job->enabled = mb.enabled;
-		strlcpy(job->hash, mb.password_hash, sizeof(job->hash));
-		r = snprintf(s->login_user, sizeof(s->login_user), "%s@%s",
-			     mb.local, mb.domain);
-		if (r < 0 || (size_t)r >= sizeof(s->login_user))
-			pop3_log_safe(user, s->login_user,
-				      sizeof(s->login_user));
-	}
-	explicit_bzero(&mb, sizeof(mb));
-	job->password = xstrdup(password);
 	s->job = job;
 	pop3_update_reading(s);
-	worker_submit(s->srv->workers, pop3_login_work, pop3_login_done, job);
-	return CMD_PENDING;
+	worker_submit(s->srv->workers, pop3_open_work, pop3_open_done, job);
 }
 
+/* Worker thread: the maildrop lock, then the listing. */
 static void
-pop3_dummy_hash_init(void)
-{
-	char pw[33];
-
-	util_random_hex(pw, 16);
-	if (password_hash(pw, pop3_dummy_hash, sizeof(pop3_dummy_hash)) == -1)
-		pop3_dummy_hash[0] = '\0';
-	explicit_bzero(pw, sizeof(pw));
-}
-
-/* Worker thread: the slow yescrypt check, then, on success, the maildrop
- * lock and listing, so that no disk work happens on the loop. */
-static void
-pop3_login_work(void *arg)
+pop3_open_work(void *arg)
 {
 	struct pop3_job *job = arg;
 
-	pthread_once(&pop3_dummy_once, pop3_dummy_hash_init);
-	job->verified = password_verify(
-	    job->password, job->known ? job->hash : pop3_dummy_hash);
-	explicit_bzero(job->password, strlen(job->password));
-	free(job->password);
-	job->password = NULL;
-	if (!job->verified || !job->known || !job->enabled)
-		return;
 	job->lock_fd = maildir_lock(job->maildir);
 	if (job->lock_fd == -1) {
 		job->lock_errno = errno;
@@ -1010,13 +1325,12 @@ pop3_login_work(void *arg)
 	}
 }
 
-/* Loop thread: the outcome of pop3_login_work. */
+/* Loop thread: the outcome of pop3_open_work. */
 static void
-pop3_login_done(void *arg)
+pop3_open_done(void *arg)
 {
 	struct pop3_job *job = arg;
 	struct pop3_session *s = job->s;
-	const char *reason;
 
 	s->job = NULL;
 	if (s->closing) {
@@ -1024,33 +1338,11 @@ pop3_login_done(void *arg)
 		pop3_schedule_free(s);
 		return;
 	}
-	if (!job->verified || !job->known || !job->enabled) {
-		reason = !job->known	  ? "unknown-user"
-			 : !job->verified ? "bad-password"
-					  : "disabled";
-		log_info("%s pop3 failed-login user=%s reason=%s", s->id,
-			 s->login_user, reason);
-		if (!job->verified)
-			abuse_report(s->srv, &s->peer, ABUSE_AUTH_FAILURE,
-				     s->login_user);
-		pop3_job_free(&job);
-		/* A wrong guess costs time: the reply comes after a delay,
-		 * with input held back meanwhile. */
-		{
-			uint64_t ms = s->srv->cfg->pop3_auth_fail_delay_ms;
-			struct timeval tv;
-
-			tv.tv_sec = (time_t)(ms / 1000);
-			tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-			s->delaying = 1;
-			evtimer_add(s->ev_delay, &tv);
-		}
-		return;
-	}
 	if (job->lock_fd == -1) {
 		if (job->lock_errno == EWOULDBLOCK) {
 			log_info("%s pop3 failed-login user=%s reason=in-use",
 				 s->id, s->login_user);
+			/* RFC 2449 §8.1.1 */
 			pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by "
 				      "another session");
 		} else {
@@ -1073,22 +1365,22 @@ pop3_login_done(void *arg)
 	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, 1);
 	pop3_job_free(&job);
 	pop3_enter_state(s, POP3_STATE_TRANSACTION);
-	log_info("%s pop3 login user=%s messages=%zu", s->id, s->login_user,
-		 s->nmsgs);
+	log_info("%s pop3 login user=%s messages=%zu%s%s", s->id, s->login_user,
+		 s->nmsgs, s->secure ? " tls=" : "",
+		 s->secure ? s->tls_info : "");
 	pop3_reply(s, "+OK Logged in.");
 	pop3_process_input(s);
 }
 
+/* Drops every trace of a login in progress: USER, a SASL exchange. */
 static void
-pop3_on_delay(evutil_socket_t fd, short what, void *arg)
+pop3_forget_login(struct pop3_session *s)
 {
-	struct pop3_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	s->delaying = 0;
-	pop3_reply(s, "-ERR [AUTH] Invalid login");
-	pop3_process_input(s);
+	s->have_user = 0;
+	s->sasl_step = POP3_SASL_NONE;
+	explicit_bzero(s->user, sizeof(s->user));
+	explicit_bzero(s->sasl_user, sizeof(s->sasl_user));
+	s->login_user[0] = '\0';
 }
 
 static void
@@ -1098,13 +1390,8 @@ pop3_job_free(struct pop3_job **jobp)
 
 	if (job == NULL)
 		return;
-	if (job->password != NULL) {
-		explicit_bzero(job->password, strlen(job->password));
-		free(job->password);
-	}
 	maildir_unlock(&job->lock_fd);
 	maildir_scan_free(&job->msgs, job->nmsgs);
-	explicit_bzero(job->hash, sizeof(job->hash));
 	free(job);
 	*jobp = NULL;
 }
@@ -1127,19 +1414,7 @@ pop3_stream_fill(struct pop3_session *s)
 		ssize_t got;
 
 		if (s->stream == STREAM_LIST || s->stream == STREAM_UIDL) {
-			size_t i = s->list_pos++;
-
-			if (i >= s->nmsgs) {
-				pop3_reply(s, ".");
-				s->stream = STREAM_NONE;
-			} else if (s->deleted[i]) {
-				continue;
-			} else if (s->stream == STREAM_LIST) {
-				pop3_reply(s, "%zu %" PRIu64, i + 1,
-					   s->msgs[i].size);
-			} else {
-				pop3_reply(s, "%zu %s", i + 1, s->msgs[i].uidl);
-			}
+			pop3_list_fill(s);
 			continue;
 		}
 
@@ -1174,6 +1449,40 @@ pop3_stream_fill(struct pop3_session *s)
 		evbuffer_commit_space(out, &vec, 1);
 	}
 	return 0;
+}
+
+/* Adds up to POP3_LIST_CHUNK octets of LIST or UIDL lines (RFC 1939 §5,
+ * §7) to the output in one piece, and the final "." when done. */
+static void
+pop3_list_fill(struct pop3_session *s)
+{
+	char buf[POP3_LIST_CHUNK];
+	size_t len = 0;
+	int r;
+
+	/* A line is at most 20 digits, SP and a 70-octet UIDL, CRLF. */
+	while (s->list_pos < s->nmsgs && len + 128 <= sizeof(buf)) {
+		size_t i = s->list_pos++;
+
+		if (s->deleted[i])
+			continue;
+		if (s->stream == STREAM_LIST)
+			r = snprintf(buf + len, sizeof(buf) - len,
+				     "%zu %" PRIu64 "\r\n", i + 1,
+				     s->msgs[i].size);
+		else
+			r = snprintf(buf + len, sizeof(buf) - len, "%zu %s\r\n",
+				     i + 1, s->msgs[i].uidl);
+		if (r < 0 || (size_t)r >= sizeof(buf) - len)
+			fatalx("pop3: LIST line truncated");
+		len += (size_t)r;
+	}
+	if (s->list_pos >= s->nmsgs) {
+		memcpy(buf + len, ".\r\n", 3);
+		len += 3;
+		s->stream = STREAM_NONE;
+	}
+	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
 }
 
 static void
@@ -1250,7 +1559,7 @@ pop3_on_write(struct bufferevent *bev, void *arg)
 	struct evbuffer *out = bufferevent_get_output(bev);
 
 	if (s->closing) {
-		if (evbuffer_get_length(out) == 0)
+		if (!pop3_flush_wait(s))
 			pop3_schedule_free(s);
 		return;
 	}
@@ -1269,10 +1578,33 @@ pop3_on_event(struct bufferevent *bev, short what, void *arg)
 	struct pop3_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+		if (ssl != NULL)
+			tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+		log_info("%s pop3 tls established %s", s->id, s->tls_info);
+		s->tls_handshake = 0;
+		if (s->closing)
+			return;
+		if (s->implicit_tls)
+			pop3_greet(s);
+		pop3_process_input(s);
+		return;
+	}
 	if (s->closing) {
 		/* Flushing the last reply failed or timed out. */
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		pop3_schedule_free(s);
+		return;
+	}
+	if (s->tls_handshake) {
+		/* A failed handshake (TLS 1.1 or older, not TLS at all) or a
+		 * client that never finishes it: nothing can be said. */
+		pop3_tls_log_errors(s);
+		pop3_session_close(
+		    s, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "tls-handshake",
+		    0);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -1284,7 +1616,10 @@ pop3_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (what & BEV_EVENT_READING) {
+		/* Idle: the read timeout, or the TLS filter's write timeout
+		 * with nothing left to write. */
+		if ((what & BEV_EVENT_READING) ||
+		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 			pop3_reply(s, "-ERR Disconnected for inactivity");
 			pop3_session_close(s, "timeout", 1);
 		} else {
@@ -1292,13 +1627,71 @@ pop3_on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
+	pop3_tls_log_errors(s);
 	pop3_session_close(s, "io-error", 0);
+}
+
+/* While closing after STLS: the socket bufferevent below the TLS filter
+ * has sent the last encrypted octets, or failed to. */
+static void
+pop3_on_under_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	pop3_schedule_free(arg);
+}
+
+static void
+pop3_on_under_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	pop3_schedule_free(arg);
+}
+
+/* For a closing session: returns 1 while output is still on its way to
+ * the kernel, having arranged for a callback when it is, or 0 when all is
+ * sent. Under STLS the TLS filter hands its encrypted octets to the
+ * socket bufferevent below, and its own write callback says nothing about
+ * when those have left; so for the last stretch the session listens to
+ * that bufferevent itself (the filter has nothing more to do). */
+static int
+pop3_flush_wait(struct pop3_session *s)
+{
+	struct bufferevent *under;
+	SSL *ssl;
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		bufferevent_enable(s->bev, EV_WRITE);
+		return 1;
+	}
+	/* RFC 8446 §6.1: close_notify before closing, once the last reply
+	 * is encrypted, so that the client sees a clean end rather than a
+	 * truncation. One attempt, without waiting for the client's. */
+	if (s->secure && !s->tls_handshake && !s->tls_closed &&
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) != NULL) {
+		s->tls_closed = 1;
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+	under = bufferevent_get_underlying(s->bev);
+	if (under != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+		bufferevent_setcb(under, NULL, pop3_on_under_write,
+				  pop3_on_under_event, s);
+		bufferevent_setwatermark(under, EV_WRITE, 0, 0);
+		bufferevent_disable(under, EV_READ);
+		bufferevent_enable(under, EV_WRITE);
+		return 1;
+	}
+	return 0;
 }
 
 /* The one way out. Logs the disconnect line, stops input and either waits
  * for the output to drain (flush) or schedules the free at once. Safe to
  * call from any callback: the session is freed later, from ev_free, and
- * not before a job on a worker has come back. */
+ * not before a job on a worker has come back. A credential check in
+ * progress is cancelled (auth.c frees it). */
 static void
 pop3_session_close(struct pop3_session *s, const char *reason, int flush)
 {
@@ -1308,17 +1701,11 @@ pop3_session_close(struct pop3_session *s, const char *reason, int flush)
 	log_info("%s pop3 disconnected reason=%s retrieved=%u deleted=%u",
 		 s->id, reason, s->retrieved, s->removed);
 	pop3_stream_stop(s);
-	if (s->delaying) {
-		evtimer_del(s->ev_delay);
-		s->delaying = 0;
-	}
+	auth_cancel(&s->auth);
+	pop3_forget_login(s);
 	pop3_update_reading(s);
-	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		/* The write callback fires when all is sent. */
-		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-		bufferevent_enable(s->bev, EV_WRITE);
+	if (flush && pop3_flush_wait(s))
 		return;
-	}
 	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	pop3_schedule_free(s);
 }
@@ -1351,7 +1738,7 @@ pop3_session_free(struct pop3_session *s)
 	maildir_unlock(&s->lock_fd);
 	maildir_scan_free(&s->msgs, s->nmsgs);
 	free(s->deleted);
-	event_free(s->ev_delay);
+	auth_cancel(&s->auth);
 	event_free(s->ev_free);
 	explicit_bzero(s, sizeof(*s));
 	free(s);

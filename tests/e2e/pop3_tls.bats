@@ -329,7 +329,7 @@ EOF
 	assert_line '-ERR Disconnected for inactivity'
 }
 
-@test "over TLS, commands pipelined before a close without close_notify still run" {
+@test "over TLS, a close without close_notify is an EOF: pipelined commands still run" {
 	_clear_mailbox bob@example.test
 	_smtp_send_text sender@remote.test bob@example.test "to delete" >/dev/null
 	assert_equal "$(_count_new bob@example.test)" 1
@@ -353,6 +353,21 @@ print(data.decode().replace("\r\n", "|"))
 EOF
 	assert_output --partial '+OK Logged in.|+OK message 1 deleted|+OK Bye|'
 	assert_equal "$(_count_new bob@example.test)" 0
+	# a client that just goes away is an EOF, not a TLS error
+	run -0 "$PY" - "$POP3S_PORT" "$TLS_CERT" <<'EOF'
+import os, socket, ssl, sys
+
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30))
+s.recv(100)
+socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
+print(s.recv(100))
+EOF
+	run -0 _log_since_test_start
+	assert_output --partial 'disconnected reason=disconnected'
+	refute_output --partial 'tls error='
+	refute_output --partial 'reason=io-error'
 }
 
 @test "a SASL user name with CR LF cannot forge log lines" {

@@ -18,6 +18,11 @@
 
 static char root[PATH_MAX];
 
+/* maildir_deliver and maildir_link share their linking and rollback: the
+ * same tests run against both. */
+typedef int (*deliver_fn)(const char *, const char *const *, size_t,
+			  const char *, char *, size_t);
+
 static void
 write_file(const char *path, const char *data, size_t len)
 {
@@ -232,7 +237,7 @@ make_spool(char *buf, size_t len, const char *name, const char *data)
 }
 
 static void
-test_deliver_scan(void)
+deliver_scan(deliver_fn deliver, const char *tag)
 {
 	static const char body[] = "Subject: hi\n\nline one\n.dot\n";
 	char spool[PATH_MAX], md[3][PATH_MAX], name[MAILDIR_NAME_MAX + 1];
@@ -242,12 +247,15 @@ test_deliver_scan(void)
 	struct stat st;
 	size_t n, i;
 	uint64_t usage;
+	char sname[64];
 
-	make_spool(spool, sizeof(spool), "msg1", body);
+	snprintf(sname, sizeof(sname), "%s-msg1", tag);
+	make_spool(spool, sizeof(spool), sname, body);
 	for (i = 0; i < 3; i++) {
 		char rel[64];
 
-		snprintf(rel, sizeof(rel), "dl/mail/example.test/user%zu", i);
+		snprintf(rel, sizeof(rel), "dl-%s/mail/example.test/user%zu",
+			 tag, i);
 		join(md[i], sizeof(md[i]), root, rel);
 		mds[i] = md[i];
 	}
@@ -255,7 +263,7 @@ test_deliver_scan(void)
 	CHECK(maildir_ensure(md[0]) == 0); /* one exists, two do not */
 	maildir_unique_name(name, sizeof(name), "mx.example.test",
 			    sizeof(body) - 1, sizeof(body) - 1 + 4);
-	CHECK(maildir_deliver(spool, mds, 4, name, err, sizeof(err)) == 0);
+	CHECK(deliver(spool, mds, 4, name, err, sizeof(err)) == 0);
 	CHECK(stat(spool, &st) == 0 && st.st_nlink == 4);
 
 	for (i = 0; i < 3; i++) {
@@ -283,9 +291,10 @@ test_deliver_scan(void)
 
 	/* A second delivery lands after the first, and the first keeps its
 	 * UIDL across scans. */
-	make_spool(spool, sizeof(spool), "msg2", "x\n");
+	snprintf(sname, sizeof(sname), "%s-msg2", tag);
+	make_spool(spool, sizeof(spool), sname, "x\n");
 	maildir_unique_name(name, sizeof(name), "mx.example.test", 2, 3);
-	CHECK(maildir_deliver(spool, mds, 1, name, err, sizeof(err)) == 0);
+	CHECK(deliver(spool, mds, 1, name, err, sizeof(err)) == 0);
 	CHECK(maildir_scan(md[0], &m, &n) == 0 && n == 2);
 	if (n == 2) {
 		CHECK_STR(m[0].uidl, uidl0);
@@ -296,19 +305,22 @@ test_deliver_scan(void)
 }
 
 static void
-test_deliver_rollback(void)
+deliver_rollback(deliver_fn deliver, const char *tag)
 {
 	char spool[PATH_MAX], md[3][PATH_MAX], name[MAILDIR_NAME_MAX + 1];
 	char err[ERR_LEN], path[PATH_MAX];
 	const char *mds[3];
 	struct stat st;
 	size_t i;
+	char sname[64];
 
-	make_spool(spool, sizeof(spool), "rb", "data\n");
+	snprintf(sname, sizeof(sname), "%s-rb", tag);
+	make_spool(spool, sizeof(spool), sname, "data\n");
 	for (i = 0; i < 3; i++) {
 		char rel[64];
 
-		snprintf(rel, sizeof(rel), "rb/mail/example.test/u%zu", i);
+		snprintf(rel, sizeof(rel), "rb-%s/mail/example.test/u%zu", tag,
+			 i);
 		join(md[i], sizeof(md[i]), root, rel);
 		mds[i] = md[i];
 	}
@@ -319,7 +331,7 @@ test_deliver_rollback(void)
 	write_file(path, "", 0);
 	maildir_unique_name(name, sizeof(name), "h", 5, 6);
 	err[0] = '\0';
-	CHECK(maildir_deliver(spool, mds, 3, name, err, sizeof(err)) == -1);
+	CHECK(deliver(spool, mds, 3, name, err, sizeof(err)) == -1);
 	CHECK(err[0] != '\0');
 	CHECK(stat(spool, &st) == 0 && st.st_nlink == 1);
 	CHECK(count_entries(md[0]) == 0);
@@ -336,7 +348,7 @@ test_deliver_rollback(void)
 		join(path, sizeof(path), newdir, name);
 	}
 	write_file(path, "other\n", 6);
-	CHECK(maildir_deliver(spool, mds, 3, name, err, sizeof(err)) == -1);
+	CHECK(deliver(spool, mds, 3, name, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "File exists") != NULL);
 	CHECK(stat(spool, &st) == 0 && st.st_nlink == 1);
 	CHECK(count_entries(md[0]) == 0);
@@ -345,12 +357,46 @@ test_deliver_rollback(void)
 	CHECK(stat(path, &st) == 0 && st.st_size == 6);
 
 	/* Bad names and a missing spool file. */
-	CHECK(maildir_deliver(spool, mds, 1, "../x", err, sizeof(err)) == -1);
-	CHECK(maildir_deliver(spool, mds, 1, ".hidden", err, sizeof(err)) ==
-	      -1);
+	CHECK(deliver(spool, mds, 1, "../x", err, sizeof(err)) == -1);
+	CHECK(deliver(spool, mds, 1, ".hidden", err, sizeof(err)) == -1);
 	join(path, sizeof(path), root, "spool/none");
-	CHECK(maildir_deliver(path, mds, 1, "n1", err, sizeof(err)) == -1);
+	CHECK(deliver(path, mds, 1, "n1", err, sizeof(err)) == -1);
 	CHECK(count_entries(md[0]) == 0);
+}
+
+static void
+test_deliver_scan(void)
+{
+	deliver_scan(maildir_deliver, "deliver");
+}
+
+static void
+test_deliver_rollback(void)
+{
+	deliver_rollback(maildir_deliver, "deliver");
+}
+
+/* maildir_link: the same links and rollback as maildir_deliver (the
+ * durability barrier is the caller's), and an empty list links nothing. */
+static void
+test_link_scan(void)
+{
+	deliver_scan(maildir_link, "link");
+}
+
+static void
+test_link_rollback(void)
+{
+	char spool[PATH_MAX], err[ERR_LEN];
+	struct stat st;
+
+	deliver_rollback(maildir_link, "link");
+	make_spool(spool, sizeof(spool), "link-none", "x\n");
+	err[0] = '\0';
+	CHECK(maildir_link(spool, NULL, 0, "n0", err, sizeof(err)) == 0);
+	CHECK(stat(spool, &st) == 0 && st.st_nlink == 1);
+	CHECK(maildir_link(spool, NULL, 0, "a/b", err, sizeof(err)) == -1);
+	CHECK(errno == EINVAL && err[0] != '\0');
 }
 
 /* Sizes without W=: counted from the file, and equal to what the POP3
@@ -599,6 +645,8 @@ main(void)
 	RUN(test_unique_name_threads);
 	RUN(test_deliver_scan);
 	RUN(test_deliver_rollback);
+	RUN(test_link_scan);
+	RUN(test_link_rollback);
 	RUN(test_scan_sizes);
 	RUN(test_scan_uidl_order);
 	RUN(test_scan_missing);

@@ -1,6 +1,7 @@
-/* Table-driven tests for pop3_parse.c: command lines, arguments, numbers,
- * base64, SASL PLAIN and the RETR/TOP encoder (whole, one byte at a time,
- * at random split points and with a tiny output buffer). */
+/* Table-driven tests for pop3_parse.c: command lines, arguments, numbers
+ * and the RETR/TOP encoder (whole, one byte at a time, at random split
+ * points and with a tiny output buffer). SASL decoding is tested in
+ * test_sasl.c with sasl.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,168 +245,6 @@ test_msgnum(void)
 	}
 }
 
-static void
-test_base64(void)
-{
-	static const struct {
-		const char *in;
-		size_t outcap;
-		enum pop3_parse_result r;
-		const char *out;
-	} t[] = {
-	    {"", 16, R_OK_, ""},
-	    {"Zg==", 16, R_OK_, "f"},
-	    {"Zm8=", 16, R_OK_, "fo"},
-	    {"Zm9v", 16, R_OK_, "foo"},
-	    {"Zm9vYg==", 16, R_OK_, "foob"},
-	    {"Zm9vYmE=", 16, R_OK_, "fooba"},
-	    {"Zm9vYmFy", 16, R_OK_, "foobar"},
-	    {"+/+/", 16, R_OK_, "\xfb\xff\xbf"},
-	    {"Zm9vYmFy", 6, R_OK_, "foobar"},
-	    {"Zm9vYmFy", 5, R_LONG, NULL},
-	    {"Zm8=", 1, R_LONG, NULL},
-	    {"Zg=", 16, R_INV, NULL},
-	    {"Zg", 16, R_INV, NULL},
-	    {"Z===", 16, R_INV, NULL},
-	    {"====", 16, R_INV, NULL},
-	    {"Zm9v\n", 16, R_INV, NULL},
-	    {"Zm9v\r\n", 16, R_INV, NULL},
-	    {"Zm 9", 16, R_INV, NULL},
-	    {" Zm9v", 16, R_INV, NULL},
-	    {"Zh==", 16, R_INV, NULL}, /* non-zero pad bits */
-	    {"Zm9=", 16, R_INV, NULL}, /* non-zero pad bits */
-	    {"Zg==Zg==", 16, R_INV, NULL},
-	    {"Zm=v", 16, R_INV, NULL},
-	    {"Z=9v", 16, R_INV, NULL},
-	    {"-_==", 16, R_INV, NULL},
-	    {"Zm9*", 16, R_INV, NULL},
-	    {"Zm9\x80", 16, R_INV, NULL},
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		unsigned char out[16];
-		const char *err = NULL;
-		size_t outlen = 99;
-		enum pop3_parse_result r;
-
-		r = pop3_parse_base64(t[i].in, strlen(t[i].in), out,
-				      t[i].outcap, &outlen, &err);
-		if (r != t[i].r)
-			fprintf(stderr, "  base64 case %zu: got %d\n", i, r);
-		CHECK(r == t[i].r);
-		if (r != POP3_PARSE_OK) {
-			CHECK(err != NULL);
-			continue;
-		}
-		CHECK(outlen == strlen(t[i].out));
-		CHECK(memcmp(out, t[i].out, outlen) == 0);
-	}
-}
-
-/* A plain base64 encoder, to build SASL test inputs. */
-static void
-b64(const char *in, size_t len, char *out)
-{
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		out[o++] = a[p[i] >> 2];
-		out[o++] = a[(p[i] & 3) << 4 | p[i + 1] >> 4];
-		out[o++] = a[(p[i + 1] & 15) << 2 | p[i + 2] >> 6];
-		out[o++] = a[p[i + 2] & 63];
-	}
-	if (len - i == 1) {
-		out[o++] = a[p[i] >> 2];
-		out[o++] = a[(p[i] & 3) << 4];
-		out[o++] = '=';
-		out[o++] = '=';
-	} else if (len - i == 2) {
-		out[o++] = a[p[i] >> 2];
-		out[o++] = a[(p[i] & 3) << 4 | p[i + 1] >> 4];
-		out[o++] = a[(p[i + 1] & 15) << 2];
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-}
-
-#define S(lit) lit, sizeof(lit) - 1
-
-static void
-test_sasl_plain(void)
-{
-	static const struct {
-		const char *raw;
-		size_t len;
-		size_t cidlen;
-		enum pop3_parse_result r;
-		const char *cid, *pw;
-	} t[] = {
-	    {S("\0bob@example.test\0secret"), 64, R_OK_, "bob@example.test",
-	     "secret"},
-	    {S("bob@example.test\0bob@example.test\0secret"), 64, R_OK_,
-	     "bob@example.test", "secret"},
-	    {S("BOB@Example.Test\0bob@example.test\0s"), 64, R_OK_,
-	     "bob@example.test", "s"},
-	    {S("\0bob\0pass word \xc3\xa9"), 64, R_OK_, "bob",
-	     "pass word \xc3\xa9"},
-	    {S("alice\0bob\0pw"), 64, R_INV, NULL, NULL},
-	    {S("bobx\0bob\0pw"), 64, R_INV, NULL, NULL},
-	    {S("\0bob\0"), 64, R_INV, NULL, NULL},
-	    {S("\0\0pw"), 64, R_INV, NULL, NULL},
-	    {S("bob\0pw"), 64, R_INV, NULL, NULL},
-	    {S("\0bob\0p\0w"), 64, R_INV, NULL, NULL},
-	    {S(""), 64, R_INV, NULL, NULL},
-	    {S("\0bob\0pw"), 3, R_LONG, NULL, NULL},
-	    {S("\0bob\0pw"), 4, R_OK_, "bob", "pw"},
-	};
-	char enc[4096], cid[64], pw[64], big[3000];
-	const char *err;
-	size_t i;
-
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		enum pop3_parse_result r;
-
-		b64(t[i].raw, t[i].len, enc);
-		err = NULL;
-		r = pop3_parse_sasl_plain(enc, strlen(enc), cid, t[i].cidlen,
-					  pw, sizeof(pw), &err);
-		if (r != t[i].r)
-			fprintf(stderr, "  sasl case %zu: got %d (%s)\n", i, r,
-				err ? err : "");
-		CHECK(r == t[i].r);
-		if (r != POP3_PARSE_OK) {
-			CHECK(err != NULL);
-			CHECK(cid[0] == '\0' && pw[0] == '\0');
-			continue;
-		}
-		CHECK_STR(cid, t[i].cid);
-		CHECK_STR(pw, t[i].pw);
-	}
-	/* Not base64 at all, and an empty response ("=" in AUTH is turned
-	 * into an empty string by the session). */
-	CHECK(pop3_parse_sasl_plain(S("AGJvYgBwdw"), cid, sizeof(cid), pw,
-				    sizeof(pw), &err) == POP3_PARSE_INVALID);
-	CHECK(pop3_parse_sasl_plain(S("AGJvYgBwdw=="), cid, sizeof(cid), pw,
-				    sizeof(pw), &err) == POP3_PARSE_OK);
-	CHECK(pop3_parse_sasl_plain("", 0, cid, sizeof(cid), pw, sizeof(pw),
-				    &err) == POP3_PARSE_INVALID);
-	/* A password too long for the caller, and a response larger than
-	 * any we decode. */
-	memset(big, 'p', sizeof(big));
-	memcpy(big, "\0bob\0", 5);
-	b64(big, 200, enc);
-	CHECK(pop3_parse_sasl_plain(enc, strlen(enc), cid, sizeof(cid), pw,
-				    sizeof(pw), &err) == POP3_PARSE_TOO_LONG);
-	b64(big, sizeof(big), enc);
-	CHECK(pop3_parse_sasl_plain(enc, strlen(enc), cid, sizeof(cid), pw,
-				    sizeof(pw), &err) == POP3_PARSE_TOO_LONG);
-}
-
 /* Runs the encoder over in, cutting the input at the given chunk sizes
  * (cycled; 0 = all at once) with an output buffer of outcap octets.
  * Returns the output length, with the output in out. */
@@ -583,8 +422,6 @@ main(void)
 	RUN(test_args);
 	RUN(test_number);
 	RUN(test_msgnum);
-	RUN(test_base64);
-	RUN(test_sasl_plain);
 	RUN(test_encoder_table);
 	RUN(test_encoder_random);
 	return HARNESS_DONE();
