@@ -352,34 +352,10 @@ static struct bufferevent *
 pop3_tls_bev(struct pop3_session *s, evutil_socket_t fd,
 	     struct bufferevent *under)
 {
-	SSL_CTX *ctx = tls_server_ctx();
-	struct bufferevent *bev;
-	SSL *ssl;
+	struct bufferevent *bev = tls_server_bev(s->srv->base, fd, under);
 
-	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
+	if (bev == NULL)
 		return NULL;
-#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
-	/* OpenSSL 3 reports a close without close_notify as an error, which
-	 * libevent's dirty-shutdown setting below does not cover; it is an
-	 * EOF like any other here: commands are whole CRLF lines, so a cut
-	 * cannot truncate one into something else. */
-	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-#endif
-	if (under != NULL)
-		bev = bufferevent_openssl_filter_new(s->srv->base, under, ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-	else
-		bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	/* Many clients close without close_notify after QUIT; that is an
-	 * end of the session, not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	/* No command is read until the handshake is over; the handshake
 	 * itself runs whatever EV_READ says. */
 	bufferevent_disable(bev, EV_READ);
@@ -1657,34 +1633,8 @@ pop3_on_under_event(struct bufferevent *bev, short what, void *arg)
 static int
 pop3_flush_wait(struct pop3_session *s)
 {
-	struct bufferevent *under;
-	SSL *ssl;
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-		bufferevent_enable(s->bev, EV_WRITE);
-		return 1;
-	}
-	/* RFC 8446 §6.1: close_notify before closing, once the last reply
-	 * is encrypted, so that the client sees a clean end rather than a
-	 * truncation. One attempt, without waiting for the client's. */
-	if (s->secure && !s->tls_handshake && !s->tls_closed &&
-	    (ssl = bufferevent_openssl_get_ssl(s->bev)) != NULL) {
-		s->tls_closed = 1;
-		(void)SSL_shutdown(ssl);
-		ERR_clear_error();
-	}
-	under = bufferevent_get_underlying(s->bev);
-	if (under != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(under)) > 0) {
-		bufferevent_setcb(under, NULL, pop3_on_under_write,
-				  pop3_on_under_event, s);
-		bufferevent_setwatermark(under, EV_WRITE, 0, 0);
-		bufferevent_disable(under, EV_READ);
-		bufferevent_enable(under, EV_WRITE);
-		return 1;
-	}
-	return 0;
+	return tls_flush_wait(s->bev, &s->tls_closed, pop3_on_under_write,
+			      pop3_on_under_event, s);
 }
 
 /* The one way out. Logs the disconnect line, stops input and either waits

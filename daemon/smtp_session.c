@@ -79,6 +79,7 @@ struct smtp_session {
 	int greeted;                   /* the 220 has been sent */
 	int closing;                   /* no more input; free when flushed */
 	int free_scheduled;
+	int tls_notify_sent;           /* close_notify sent */
 	int output_blocked;            /* reading paused for output */
 	struct event *ev_greet;
 
@@ -159,6 +160,10 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 static void smtp_enter_state(struct smtp_session *s, unsigned state);
 static void smtp_session_close(struct smtp_session *s, const char *reason);
 static void smtp_session_schedule_free(struct smtp_session *s);
+static int smtp_session_flush_wait(struct smtp_session *s);
+static void smtp_session_on_under_write(struct bufferevent *bev, void *arg);
+static void smtp_session_on_under_event(struct bufferevent *bev, short what,
+					void *arg);
 static void smtp_session_free_cb(evutil_socket_t fd, short what, void *arg);
 static void smtp_session_greet(struct smtp_session *s);
 static void smtp_session_on_greet_timer(evutil_socket_t fd, short what,
@@ -238,28 +243,10 @@ static struct bufferevent *
 smtp_session_tls_bev(struct smtp_session *s, evutil_socket_t fd,
 		     struct bufferevent *under)
 {
-	SSL_CTX *ctx = tls_server_ctx();
-	struct bufferevent *bev;
-	SSL *ssl;
+	struct bufferevent *bev = tls_server_bev(s->srv->base, fd, under);
 
-	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
-		return NULL;
-	if (under)
-		bev = bufferevent_openssl_filter_new(s->srv->base, under, ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-	else
-		bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	/* Clients often close without close_notify; that is not an error
-	 * for SMTP, whose QUIT already ended the dialogue. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	s->tls = 1;
+	if (bev != NULL)
+		s->tls = 1;
 	return bev;
 }
 
@@ -367,7 +354,8 @@ smtp_session_on_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->closing) {
-		smtp_session_schedule_free(s);
+		if (!smtp_session_flush_wait(s))
+			smtp_session_schedule_free(s);
 		return;
 	}
 	if (s->output_blocked) {
@@ -435,8 +423,35 @@ smtp_session_close(struct smtp_session *s, const char *reason)
 	log_info("%s smtp disconnected reason=%s messages=%u", s->id, reason,
 		 s->messages);
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (!smtp_session_flush_wait(s))
 		smtp_session_schedule_free(s);
+}
+
+/* Returns 1 while the last replies are still on their way (a callback
+ * then frees the session), 0 when everything has been sent. */
+static int
+smtp_session_flush_wait(struct smtp_session *s)
+{
+	return tls_flush_wait(s->bev, &s->tls_notify_sent,
+			      smtp_session_on_under_write,
+			      smtp_session_on_under_event, s);
+}
+
+/* After STARTTLS, the socket bufferevent below the TLS filter has sent the
+ * last encrypted octets of a closing session, or failed to. */
+static void
+smtp_session_on_under_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	smtp_session_schedule_free(arg);
+}
+
+static void
+smtp_session_on_under_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	smtp_session_schedule_free(arg);
 }
 
 static void

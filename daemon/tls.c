@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 #include "log.h"
@@ -102,4 +105,69 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s:%s", SSL_get_version(ssl),
 		 SSL_get_cipher_name(ssl));
+}
+
+struct bufferevent *
+tls_server_bev(struct event_base *base, evutil_socket_t fd,
+	       struct bufferevent *under)
+{
+	SSL_CTX *ctx = tls_server_ctx();
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	/* OpenSSL 3 reports a close without close_notify as an error; for
+	 * line-based protocols it is an EOF like any other, since a cut
+	 * cannot turn one command into another. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (under != NULL)
+		bev = bufferevent_openssl_filter_new(base, under, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(base, fd, ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+int
+tls_flush_wait(struct bufferevent *bev, int *notify_sent,
+	       bufferevent_data_cb under_write, bufferevent_event_cb under_event,
+	       void *arg)
+{
+	struct bufferevent *under;
+	SSL *ssl;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_WRITE);
+		return 1;
+	}
+	/* RFC 8446 §6.1: close_notify once the last reply is encrypted, so
+	 * that the client sees a clean end; we do not wait for its own. */
+	ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl != NULL && !*notify_sent && SSL_is_init_finished(ssl)) {
+		*notify_sent = 1;
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+	under = bufferevent_get_underlying(bev);
+	if (under != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+		/* The filter has nothing left to do: listen to the socket
+		 * bufferevent below for the last stretch. */
+		bufferevent_setcb(under, NULL, under_write, under_event, arg);
+		bufferevent_setwatermark(under, EV_WRITE, 0, 0);
+		bufferevent_disable(under, EV_READ);
+		bufferevent_enable(under, EV_WRITE);
+		return 1;
+	}
+	return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pop3_parse.h"
+#include "sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,13 +52,12 @@ fuzz_sasl(const char *in, size_t len)
 	const char *err;
 	size_t outlen;
 
-	if (pop3_parse_sasl_plain(in, len, cid, sizeof(cid), pw, sizeof(pw),
-				  &err) == POP3_PARSE_OK) {
+	if (sasl_plain_decode(in, len, cid, sizeof(cid), pw, sizeof(pw),
+			      &err) == 0) {
 		if (cid[0] == '\0' || pw[0] == '\0')
 			abort();
 	}
-	if (pop3_parse_base64(in, len, out, sizeof(out), &outlen, &err) ==
-	    POP3_PARSE_OK) {
+	if (sasl_base64_decode(in, len, out, sizeof(out), &outlen) == 0) {
 		if (outlen > sizeof(out) ||
 		    outlen != len / 4 * 3 - (len && in[len - 1] == '=') -
 				  (len > 1 && in[len - 2] == '='))
