@@ -565,11 +565,12 @@ smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf, size_t len)
 static int
 smtp_tx_add_missing_headers(struct smtp_tx *tx)
 {
-	char path[1300], hdr[512], date[64];
+	char path[1300], added[512], date[64], *hdr;
 	time_t now = time(NULL);
 	struct tm tm;
 	off_t off;
-	int in = -1, out = -1, n, saved;
+	int in = -1, out = -1, saved, m;
+	size_t n;
 	ssize_t r;
 
 	if (snprintf(path, sizeof(path), "%s.hdr", tx->spool_path) >=
@@ -577,23 +578,24 @@ smtp_tx_add_missing_headers(struct smtp_tx *tx)
 		return -1;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(hdr, sizeof(hdr), "%s%s%s%s%s%s%s", tx->trace,
-		     tx->has_date ? "" : "Date: ",
-		     tx->has_date ? "" : date, tx->has_date ? "" : "\n",
-		     tx->has_msgid ? "" : "Message-ID: <", "", "");
-	if (n < 0 || (size_t)n >= sizeof(hdr))
+	m = snprintf(added, sizeof(added), "%s%s%s%s%s%s%s",
+		     tx->has_date ? "" : "Date: ", tx->has_date ? "" : date,
+		     tx->has_date ? "" : "\n",
+		     tx->has_msgid ? "" : "Message-ID: <",
+		     tx->has_msgid ? "" : tx->id, tx->has_msgid ? "" : "@",
+		     tx->has_msgid ? "" : tx->srv->cfg->hostname);
+	if (m < 0 || (size_t)m + 3 >= sizeof(added))
 		return -1;
-	if (!tx->has_msgid) {
-		int m = snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s@%s>\n",
-				 tx->id, tx->srv->cfg->hostname);
-		if (m < 0 || (size_t)m >= sizeof(hdr) - (size_t)n)
-			return -1;
-		n += m;
-	}
+	if (!tx->has_msgid)
+		memcpy(added + m, ">\n", 3);
+	n = strlen(tx->trace) + strlen(added);
+	hdr = xmalloc(n + 1);
+	memcpy(hdr, tx->trace, strlen(tx->trace));
+	memcpy(hdr + strlen(tx->trace), added, strlen(added) + 1);
 	if ((in = open(tx->spool_path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    (out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0600)) == -1 ||
-	    write(out, hdr, (size_t)n) != n)
+	    write(out, hdr, n) != (ssize_t)n)
 		goto fail;
 	off = (off_t)tx->header_bytes;
 	do {
@@ -606,13 +608,16 @@ smtp_tx_add_missing_headers(struct smtp_tx *tx)
 	close(in);
 	if (rename(path, tx->spool_path) == -1) {
 		unlink(path);
+		free(hdr);
 		return -1;
 	}
 	tx->header_lines += (tx->has_date ? 0 : 1) + (tx->has_msgid ? 0 : 1);
 	tx->header_bytes = (uint64_t)n;
+	free(hdr);
 	return 0;
 fail:
 	saved = errno;
+	free(hdr);
 	if (in != -1)
 		close(in);
 	if (out != -1)
@@ -830,6 +835,8 @@ smtp_tx_delivered(struct delivery_job *job)
 	/* The delivery code has unlinked the spool file. */
 	tx->spool_path[0] = '\0';
 	if (job->ok) {
+		if (tx->auth_user[0] != '\0')
+			smtp_tx_rate_slot(tx->auth_user)->count++;
 		log_info("%s smtp delivered id=%s from=<%s%s%s> nrcpt=%zu "
 			 "mailboxes=%zu size=%llu",
 			 tx->session_id, tx->id,
