@@ -14,7 +14,7 @@ msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
 BUILD   ?= build
-PKGS    := libevent libevent_pthreads libevent_openssl openssl inih sqlite3 libcrypt
+PKGS    := libevent libevent_pthreads libevent_openssl openssl inih sqlite3 libcrypt libcares
 include daemon/build.mk
 -include ebpf/build.mk
 PKGS    += $(BPF_PKGS)

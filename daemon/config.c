@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "delivery.h"
+#include "filter_config.h"
 #include "log.h"
 #include "util.h"
 
@@ -22,7 +23,9 @@
  * split in two behind our back. */
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_MSG_MAX 1024
-#define CONFIG_SHOW_MAX 64 /* bytes of a bad value quoted in a message */
+#define CONFIG_SHOW_MAX 64    /* bytes of a bad value quoted in a message */
+#define CONFIG_FILTER_KEYS 32 /* distinct [filter] keys remembered */
+#define CONFIG_DAY (24 * 3600ULL)
 
 enum config_section {
 	CS_SERVER,
@@ -34,6 +37,11 @@ enum config_section {
 	CS_SUBMISSIONS,
 	CS_POP3S,
 	CS_AUTH,
+	CS_FILTER,
+	CS_ABUSE,
+	CS_QUEUE,
+	CS_RELAY,
+	CS_DNS,
 	CS_COUNT
 };
 
@@ -47,6 +55,11 @@ static const char *const config_sections[CS_COUNT] = {
     [CS_SUBMISSIONS] = "submissions",
     [CS_POP3S] = "pop3s",
     [CS_AUTH] = "auth",
+    [CS_FILTER] = "filter",
+    [CS_ABUSE] = "abuse",
+    [CS_QUEUE] = "queue",
+    [CS_RELAY] = "relay",
+    [CS_DNS] = "dns",
 };
 
 enum config_type {
@@ -59,6 +72,9 @@ enum config_type {
 	CT_DURABILITY, /* int: DELIVERY_SYNCFS / DELIVERY_FSYNC */
 	CT_BOOL,       /* int: 1 / 0 */
 	CT_LISTEN,     /* struct config_listen_list */
+	CT_DURATION,   /* uint64_t seconds ("90", "30s", "10m", "2h", "7d",
+			  "1w") in [min, max] */
+	CT_ADDRLIST,   /* char[]: host:port list, checked like CT_LISTEN */
 };
 
 /* One configuration key: where it goes and what it accepts. unit is added
@@ -138,6 +154,64 @@ static const struct config_key config_keys[] = {
      CONFIG_FIELD(auth_plaintext_loopback), 0, 0, NULL},
     {CS_AUTH, "fail_delay", CT_UINT, CONFIG_FIELD(auth_fail_delay_ms), 0, 60000,
      "milliseconds"},
+    /* [filter] keys belong to filter_config_set(); see config_handler. */
+    {CS_ABUSE, "auth_failures", CT_UINT, CONFIG_FIELD(abuse.auth_failures), 0,
+     100000, NULL},
+    {CS_ABUSE, "auth_failures_per_account", CT_UINT,
+     CONFIG_FIELD(abuse.auth_failures_account), 0, 100000, NULL},
+    {CS_ABUSE, "unknown_recipients", CT_UINT,
+     CONFIG_FIELD(abuse.unknown_recipients), 0, 100000, NULL},
+    {CS_ABUSE, "pregreet", CT_UINT, CONFIG_FIELD(abuse.pregreet), 0, 100000,
+     NULL},
+    {CS_ABUSE, "smuggling", CT_UINT, CONFIG_FIELD(abuse.smuggling), 0, 100000,
+     NULL},
+    {CS_ABUSE, "bad_commands", CT_UINT, CONFIG_FIELD(abuse.bad_commands), 0,
+     100000, NULL},
+    {CS_ABUSE, "window", CT_DURATION, CONFIG_FIELD(abuse.window), 1,
+     30 * CONFIG_DAY, NULL},
+    {CS_ABUSE, "ban_time", CT_DURATION, CONFIG_FIELD(abuse.ban_time), 1,
+     365 * CONFIG_DAY, NULL},
+    {CS_ABUSE, "ban_time_max", CT_DURATION, CONFIG_FIELD(abuse.ban_time_max), 1,
+     365 * CONFIG_DAY, NULL},
+    {CS_ABUSE, "ban_time_factor", CT_UINT, CONFIG_FIELD(abuse.ban_time_factor),
+     1, 100, NULL},
+    {CS_ABUSE, "ban_memory", CT_DURATION, CONFIG_FIELD(abuse.ban_memory), 1,
+     365 * CONFIG_DAY, NULL},
+    {CS_ABUSE, "ban_ipv6_prefix", CT_UINT, CONFIG_FIELD(abuse.ban_ipv6_prefix),
+     32, 128, NULL},
+    /* The outbound queue (queue_config.h); documented in postern.conf. */
+    {CS_QUEUE, "min_backoff", CT_DURATION, CONFIG_FIELD(queue.min_backoff), 1,
+     CONFIG_DAY, NULL},
+    {CS_QUEUE, "max_backoff", CT_DURATION, CONFIG_FIELD(queue.max_backoff), 1,
+     7 * CONFIG_DAY, NULL},
+    {CS_QUEUE, "max_lifetime", CT_DURATION, CONFIG_FIELD(queue.max_lifetime),
+     1, 100 * CONFIG_DAY, NULL},
+    {CS_QUEUE, "destination_port", CT_UINT,
+     CONFIG_FIELD(queue.destination_port), 1, 65535, NULL},
+    {CS_QUEUE, "max_connections", CT_UINT, CONFIG_FIELD(queue.max_connections),
+     1, 10000, NULL},
+    {CS_QUEUE, "max_per_destination", CT_UINT,
+     CONFIG_FIELD(queue.max_per_destination), 1, 1000, NULL},
+    {CS_QUEUE, "connect_timeout", CT_DURATION,
+     CONFIG_FIELD(queue.connect_timeout), 1, 3600, NULL},
+    {CS_QUEUE, "command_timeout", CT_DURATION,
+     CONFIG_FIELD(queue.command_timeout), 1, 3600, NULL},
+    {CS_QUEUE, "data_timeout", CT_DURATION, CONFIG_FIELD(queue.data_timeout),
+     1, 3600, NULL},
+    {CS_QUEUE, "bounce_size_limit", CT_SIZE,
+     CONFIG_FIELD(queue.bounce_size_limit), 0, 1ULL << 30, "bytes"},
+    {CS_QUEUE, "starttls", CT_BOOL, CONFIG_FIELD(queue.starttls), 0, 0, NULL},
+    {CS_RELAY, "host", CT_HOSTNAME, CONFIG_FIELD(queue.relay_host), 0, 0, NULL},
+    {CS_RELAY, "port", CT_UINT, CONFIG_FIELD(queue.relay_port), 1, 65535,
+     NULL},
+    {CS_RELAY, "auth_file", CT_PATH, CONFIG_FIELD(queue.relay_auth_file), 0, 0,
+     NULL},
+    {CS_RELAY, "tls_verify", CT_BOOL, CONFIG_FIELD(queue.relay_tls_verify), 0,
+     0, NULL},
+    {CS_RELAY, "ca_file", CT_PATH, CONFIG_FIELD(queue.relay_ca_file), 0, 0,
+     NULL},
+    {CS_DNS, "servers", CT_ADDRLIST, CONFIG_FIELD(queue.dns_servers), 0, 0,
+     NULL},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -155,6 +229,11 @@ struct config_loader {
 	char *line;	      /* current physical line (getline) */
 	size_t cap, len, pos; /* its buffer size, length, bytes handed out */
 	int key_line[CONFIG_NKEYS]; /* where each key was set, 0 = not yet */
+	struct {
+		char name[32];
+		int line;
+	} filter_keys[CONFIG_FILTER_KEYS]; /* [filter] keys set so far */
+	size_t n_filter_keys;
 };
 
 /* Reading */
@@ -166,6 +245,11 @@ static int config_section_id(const char *name, size_t len);
 
 /* Values */
 static void config_check_pairs(struct config_loader *l);
+static void config_filter_key(struct config_loader *l, const char *name,
+			      const char *value);
+static int config_filter_line(const struct config_loader *l, const char *name);
+static void config_filter_finish(struct config_loader *l);
+static void config_format_duration(uint64_t s, char *buf, size_t len);
 static int config_key_index(enum config_section section, const char *name);
 static int config_handler(void *user, const char *section, const char *name,
 			  const char *value);
@@ -185,6 +269,7 @@ void
 config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	queue_config_defaults(&cfg->queue);
 	/* gethostname() need not terminate a truncated name. */
 	if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) == -1 ||
 	    cfg->hostname[0] == '\0')
@@ -231,6 +316,23 @@ config_defaults(struct config *cfg)
 	cfg->smtp_auth_on_mx = 0;
 	cfg->auth_fail_delay_ms = 2000;
 	cfg->durability = DELIVERY_SYNCFS;
+
+	filter_config_defaults(&cfg->filter);
+	/* What config_load() derives from the final data_dir. */
+	strlcpy(cfg->filter.ban_file, "/var/lib/postern/bans",
+		sizeof(cfg->filter.ban_file));
+	cfg->abuse.auth_failures = 5;
+	cfg->abuse.auth_failures_account = 20;
+	cfg->abuse.unknown_recipients = 20;
+	cfg->abuse.pregreet = 1;
+	cfg->abuse.smuggling = 1;
+	cfg->abuse.bad_commands = 3;
+	cfg->abuse.window = 3600;
+	cfg->abuse.ban_time = 600;
+	cfg->abuse.ban_time_max = 7 * CONFIG_DAY;
+	cfg->abuse.ban_time_factor = 6;
+	cfg->abuse.ban_memory = CONFIG_DAY;
+	cfg->abuse.ban_ipv6_prefix = 64;
 }
 
 int
@@ -262,6 +364,7 @@ config_load(struct config *cfg, const char *path, config_error_fn err_cb,
 
 	rc = ini_parse_stream(config_read, &l, config_handler, &l);
 	config_check_pairs(&l);
+	config_filter_finish(&l);
 	if (ferror(l.fp))
 		config_error(&l, l.lineno, "read error: %s", strerror(errno));
 	else if (rc == -2)
@@ -460,6 +563,10 @@ config_handler(void *user, const char *section, const char *name,
 		/* else the section header was reported already */
 		return 1;
 	}
+	if (sid == CS_FILTER) {
+		config_filter_key(l, name, value);
+		return 1;
+	}
 	for (i = 0; i < CONFIG_NKEYS; i++) {
 		if ((int)config_keys[i].section == sid &&
 		    util_strcaseeq(config_keys[i].name, name)) {
@@ -505,7 +612,15 @@ config_check_pairs(struct config_loader *l)
 {
 	int cert = config_key_index(CS_TLS, "cert");
 	int key = config_key_index(CS_TLS, "key");
+	int ban = config_key_index(CS_ABUSE, "ban_time");
+	int ban_max = config_key_index(CS_ABUSE, "ban_time_max");
 
+	if (l->cfg->abuse.ban_time > l->cfg->abuse.ban_time_max)
+		config_error(l,
+			     l->key_line[ban] ? l->key_line[ban]
+					      : l->key_line[ban_max],
+			     "key 'ban_time' in section [abuse] is longer "
+			     "than 'ban_time_max'");
 	if ((l->cfg->tls_cert[0] == '\0') == (l->cfg->tls_key[0] == '\0'))
 		return;
 	if (l->cfg->tls_cert[0] != '\0')
@@ -514,6 +629,125 @@ config_check_pairs(struct config_loader *l)
 	else
 		config_error(l, l->key_line[key],
 			     "key 'key' in section [tls] needs 'cert' too");
+}
+
+/* A [filter] key: filter_config_set() knows the keys and their values;
+ * this adds the line-numbered report and the duplicate check. */
+static void
+config_filter_key(struct config_loader *l, const char *name, const char *value)
+{
+	char key[32], shown[CONFIG_SHOW_MAX + 4], vshown[CONFIG_SHOW_MAX + 4];
+	const char *why = NULL;
+	int first;
+
+	if (strlcpy(key, name, sizeof(key)) >= sizeof(key)) {
+		config_error(l, l->lineno,
+			     "unknown key '%s' in section [filter]",
+			     config_shorten(name, shown, sizeof(shown)));
+		return;
+	}
+	util_lowercase(key);
+	if ((first = config_filter_line(l, key)) != 0) {
+		config_error(l, l->lineno,
+			     "duplicate key '%s' in section [filter] (first "
+			     "set on line %d)",
+			     key, first);
+		return;
+	}
+	if (filter_config_set(&l->cfg->filter, key, value, &why) == 0) {
+		if (l->n_filter_keys < CONFIG_FILTER_KEYS) {
+			strlcpy(l->filter_keys[l->n_filter_keys].name, key,
+				sizeof(l->filter_keys[0].name));
+			l->filter_keys[l->n_filter_keys++].line = l->lineno;
+		}
+		return;
+	}
+	if (strcmp(why, "unknown key") == 0)
+		config_error(l, l->lineno,
+			     "unknown key '%s' in section [filter]",
+			     config_shorten(name, shown, sizeof(shown)));
+	else
+		config_error(l, l->lineno,
+			     "bad value '%s' for key '%s' in section [filter]: "
+			     "%s",
+			     config_shorten(value, vshown, sizeof(vshown)), key,
+			     why);
+}
+
+/* The line where a [filter] key was set, or 0. */
+static int
+config_filter_line(const struct config_loader *l, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < l->n_filter_keys; i++)
+		if (strcmp(l->filter_keys[i].name, name) == 0)
+			return l->filter_keys[i].line;
+	return 0;
+}
+
+/* Defaults of [filter] that depend on other sections: every listen port
+ * is protected unless ports was set, and bans are kept in data_dir. */
+static void
+config_filter_finish(struct config_loader *l)
+{
+	const struct config_listen_list *lists[] = {
+	    &l->cfg->smtp_listen,	 &l->cfg->submission_listen,
+	    &l->cfg->submissions_listen, &l->cfg->pop3_listen,
+	    &l->cfg->pop3s_listen,
+	};
+	struct filter_config *fc = &l->cfg->filter;
+	uint64_t port;
+	size_t i, j;
+	int n;
+
+	if (config_filter_line(l, "ports") == 0) {
+		for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+			for (j = 0; j < lists[i]->n; j++) {
+				if (util_parse_uint(lists[i]->addr[j].port, 1,
+						    65535, &port) == 0 &&
+				    filter_config_add_port(fc,
+							   (uint16_t)port) == 0)
+					continue;
+				config_error(l, 0,
+					     "[filter] cannot protect listen "
+					     "port %s: more than %d ports; "
+					     "set 'ports' in [filter]",
+					     lists[i]->addr[j].port,
+					     FILTER_MAX_PORTS);
+				return;
+			}
+		}
+	}
+	if (config_filter_line(l, "ban_file") == 0) {
+		n = snprintf(fc->ban_file, sizeof(fc->ban_file), "%s/bans",
+			     l->cfg->data_dir);
+		if (n < 0 || (size_t)n >= sizeof(fc->ban_file))
+			config_error(l, 0,
+				     "data_dir too long for the default "
+				     "[filter] ban_file");
+	}
+}
+
+/* "30s", "10m", "2h", "7d", "1w": the largest unit that divides s. */
+static void
+config_format_duration(uint64_t s, char *buf, size_t len)
+{
+	static const struct {
+		uint64_t secs;
+		char unit;
+	} units[] = {{604800, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (s != 0 && s % units[i].secs == 0) {
+			snprintf(buf, len, "%llu%c",
+				 (unsigned long long)(s / units[i].secs),
+				 units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llus", (unsigned long long)s);
 }
 
 /* Checks value against k and stores it; a bad value is reported and the
@@ -604,6 +838,12 @@ config_apply(struct config_loader *l, const struct config_key *k,
 		memcpy(field, &b, sizeof(b));
 		return;
 	}
+	case CT_DURATION:
+		if (filter_parse_duration(value, &v, &why) == -1 ||
+		    v < k->min || v > k->max)
+			break;
+		memcpy(field, &v, sizeof(v));
+		return;
 	case CT_LISTEN: {
 		struct config_listen_list list;
 
@@ -618,6 +858,24 @@ config_apply(struct config_loader *l, const struct config_key *k,
 			return;
 		}
 		memcpy(field, &list, sizeof(list));
+		return;
+	}
+	case CT_ADDRLIST: {
+		struct config_listen_list list;
+
+		/* Checked like a listen list, kept as text for dns.c. */
+		if (len >= k->size) {
+			why = "the list is too long";
+		} else if (config_parse_listen(value, &list, &why) == 0) {
+			strlcpy(field, value, k->size);
+			return;
+		}
+		config_error(l, l->lineno,
+			     "bad value '%s' for key '%s' in section [%s]: "
+			     "%s; expected host:port or [IPv6]:port, "
+			     "comma-separated",
+			     config_shorten(value, shown, sizeof(shown)),
+			     k->name, sec, why);
 		return;
 	}
 	}
@@ -662,6 +920,18 @@ config_apply(struct config_loader *l, const struct config_key *k,
 	case CT_BOOL:
 		why = "yes or no";
 		break;
+	case CT_DURATION: {
+		char lo[24], hi[24];
+
+		config_format_duration(k->min, lo, sizeof(lo));
+		config_format_duration(k->max, hi, sizeof(hi));
+		config_error(l, l->lineno,
+			     "bad value '%s' for key '%s' in section [%s]: "
+			     "expected a duration such as 90, 30s, 10m, 2h, "
+			     "7d or 1w, from %s to %s",
+			     value, k->name, sec, lo, hi);
+		return;
+	}
 	default:
 		why = "something else";
 		break;

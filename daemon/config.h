@@ -7,8 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "queue_config.h"
+
+#include "filter_config.h"
+
 #define CONFIG_DEFAULT_PATH "/etc/postern/postern.conf"
 #define CONFIG_MAX_LISTEN 8
+/* posternd's snapshot of the filter's live status in user-space mode,
+ * under data_dir, for posternctl filter status. */
+#define CONFIG_FILTER_STATUS_NAME "filter.status"
 
 /* One "host:port" (IPv6 as "[::1]:port"); host is stored without brackets. */
 struct config_listen {
@@ -19,6 +26,24 @@ struct config_listen {
 struct config_listen_list {
 	struct config_listen addr[CONFIG_MAX_LISTEN];
 	size_t n;
+};
+
+/* [abuse]. A threshold counts events from one source within window; 0
+ * never bans. Durations are in seconds. */
+struct config_abuse {
+	uint64_t auth_failures;		/* 5 */
+	uint64_t auth_failures_account; /* auth_failures_per_account; 20 */
+	uint64_t unknown_recipients;	/* 20 */
+	uint64_t pregreet;		/* 1 */
+	uint64_t smuggling;		/* 1 */
+	uint64_t bad_commands;		/* sessions cut off for errors; 3 */
+	uint64_t window;		/* 3600 */
+	uint64_t ban_time;		/* the first ban; 600 */
+	uint64_t ban_time_max;		/* 604800 */
+	uint64_t ban_time_factor;	/* per repeat offence; 6 */
+	uint64_t ban_memory;		/* a ban within this after the last
+					   one ended is a repeat; 86400 */
+	uint64_t ban_ipv6_prefix;	/* 64 */
 };
 
 struct config {
@@ -75,6 +100,18 @@ struct config {
 	/* [server] durability = syncfs|fsync: the barrier before a 250
 	 * (delivery.h); default syncfs. */
 	int durability;
+
+	/* [filter]: the connection filter (filter_config.h). Unless set,
+	 * ports also gets every listen port, and ban_file is
+	 * <data_dir>/bans. */
+	struct filter_config filter;
+
+	/* [abuse]: reports turned into bans (abuse.c); replaced as a whole
+	 * on SIGHUP. */
+	struct config_abuse abuse;
+
+	/* [queue], [relay], [dns]: the outbound queue (queue_config.h). */
+	struct queue_config queue;
 };
 
 /* Fills cfg with every default. */

@@ -9,6 +9,8 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "queue.h"
+#include "queue_spool.h"
 #include "worker.h"
 
 static struct server *delivery_srv;
@@ -26,6 +28,23 @@ static void delivery_batch_work(void *arg);
 static void delivery_batch_done(void *arg);
 static int delivery_barrier(struct delivery_job *batch, char *err,
 			    size_t errlen);
+static void delivery_unqueue(struct delivery_job *job);
+
+/* Takes back a queue entry whose message will get a 4xx: the client sends
+ * it again. Worker thread. */
+static void
+delivery_unqueue(struct delivery_job *job)
+{
+	char err[ERR_LEN];
+
+	if (job->queue_id[0] == '\0')
+		return;
+	if (queue_spool_remove(delivery_srv->cfg->data_dir, job->queue_id, 0,
+			       err, sizeof(err)) == -1)
+		log_warnx("queue: cannot take back %s: %s", job->queue_id,
+			  err);
+	job->queue_id[0] = '\0';
+}
 
 static int
 delivery_link(const char *spool_path, const char *const *maildirs, size_t n,
@@ -111,6 +130,12 @@ delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 		}
 		close(fd);
 	}
+	/* Queue entries: their .msg, .env and the queue directory. */
+	for (job = batch; job; job = job->next)
+		if (job->ok && job->queue_id[0] &&
+		    queue_spool_sync(delivery_srv->cfg->data_dir, job->queue_id,
+				     err, errlen) == -1)
+			return -1;
 	/* Each new/ directory once per batch, however many messages. */
 	for (job = batch; job; job = job->next) {
 		if (!job->ok)
@@ -145,13 +170,27 @@ static void
 delivery_batch_work(void *arg)
 {
 	struct delivery_job *batch = arg, *job;
+	const char *data_dir = delivery_srv->cfg->data_dir;
 	char err[ERR_LEN];
 	int any = 0;
 
 	for (job = batch; job; job = job->next) {
-		job->ok = delivery_link(job->spool_path, job->maildirs,
-				       job->nmaildirs, job->name, job->err,
-				       sizeof(job->err)) == 0;
+		job->queue_id[0] = '\0';
+		job->ok = 1;
+		/* Remote recipients first: the queue entry is a hard link of
+		 * the spool file, made durable by the same barrier. */
+		if (job->queue_env &&
+		    queue_spool_store(data_dir, job->spool_path,
+				      job->queue_env, job->queue_id, job->err,
+				      sizeof(job->err)) == -1)
+			job->ok = 0;
+		if (job->ok && job->nmaildirs > 0 &&
+		    delivery_link(job->spool_path, job->maildirs,
+				  job->nmaildirs, job->name, job->err,
+				  sizeof(job->err)) == -1) {
+			job->ok = 0;
+			delivery_unqueue(job);
+		}
 		any |= job->ok;
 	}
 	if (any && delivery_barrier(batch, err, sizeof(err)) == -1) {
@@ -160,6 +199,7 @@ delivery_batch_work(void *arg)
 			if (job->ok) {
 				job->ok = 0;
 				strlcpy(job->err, err, sizeof(job->err));
+				delivery_unqueue(job);
 			}
 	}
 	for (job = batch; job; job = job->next)
@@ -176,6 +216,8 @@ delivery_batch_done(void *arg)
 	delivery_start_batch();
 	for (; job; job = next) {
 		next = job->next;
+		if (job->ok && job->queue_id[0])
+			queue_schedule(job->queue_id);
 		job->done(job);
 	}
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "maildir.h"
+#include "queue_env.h"
 #include "server.h"
 #include "util.h"
 
@@ -22,11 +23,15 @@ struct delivery_job {
 	const char *const *maildirs;     /* deduplicated target Maildirs */
 	size_t nmaildirs;
 	const char *name;                /* maildir_unique_name() result */
+	struct queue_env *queue_env;     /* remote recipients, or NULL: the
+					    message also goes into the
+					    outbound queue (env->id set) */
 	void (*done)(struct delivery_job *job); /* on the loop thread */
 	void *arg;
 	/* Results, valid in done: ok = on disk everywhere, durably. */
 	int ok;
 	char err[ERR_LEN];
+	char queue_id[QUEUE_ID_LEN + 1]; /* "" when nothing was queued */
 	/* Internal. */
 	struct delivery_job *next;
 };

@@ -1,5 +1,6 @@
-/* Listening sockets and admission: the total and per-address connection
- * limits are enforced here, before any session state is allocated. */
+/* Listening sockets and admission: the connection filter (bans, rate
+ * limits), the total and the per-address connection limits are enforced
+ * here, before any session state is allocated. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 
 #include <event2/listener.h>
 
+#include "filter.h"
 #include "listener.h"
 #include "log.h"
 #include "pop3_session.h"
@@ -53,6 +55,8 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 static void listener_on_error(struct evconnlistener *evl, void *arg);
 static void listener_refuse(evutil_socket_t fd, enum listener_proto proto,
 			    const struct server *srv, const char *why);
+static int listener_filter(struct server *srv, evutil_socket_t fd,
+			   enum listener_proto proto, const struct peer *peer);
 static struct peer_count **peer_find(const char *addr);
 
 static struct peer_count **
@@ -106,6 +110,55 @@ listener_refuse(evutil_socket_t fd, enum listener_proto proto,
 	close(fd);
 }
 
+/* The connection filter's verdict at accept(): 0 to go on, or -1 when the
+ * connection was refused (and closed). In XDP mode the kernel has already
+ * dropped SYNs over the rate; bans are checked again here for traffic that
+ * does not pass the XDP hook (loopback, other interfaces). */
+static int
+listener_filter(struct server *srv, evutil_socket_t fd,
+		enum listener_proto proto, const struct peer *peer)
+{
+	struct filter_decision d;
+	const char *why;
+
+	if (srv->filter == NULL)
+		return 0;
+	if (filter_admit(srv->filter, (const struct sockaddr *)&peer->sa, &d) <
+	    FILTER_DENY_BANNED) {
+		if (d.dry_run != FILTER_PASS && d.log)
+			log_info("listener: would refuse addr=%s net=%s "
+				 "reason=%s dry_run=yes",
+				 peer->addr, d.net,
+				 d.dry_run == FILTER_DENY_RATE ? "rate"
+							       : "banned");
+		return 0;
+	}
+	/* Both answers are temporary, like Postfix smtpd's anvil limits
+	 * ("421 4.7.0 ... Error: too many connections from ..."), not like
+	 * postscreen's permanent answers to blocklisted clients (550 5.7.1
+	 * with enforce, 521 with drop): our bans are automatic and expire,
+	 * so an MTA caught by one by mistake queues and retries (4yz is
+	 * transient, RFC 5321 §4.2.1; 421 at connection, §3.8) instead of
+	 * bouncing its users' mail. */
+	if (d.verdict == FILTER_DENY_RATE) {
+		why = "too many connections from your address";
+		if (d.log)
+			log_warnx("listener: refused addr=%s net=%s "
+				  "reason=rate",
+				  peer->addr, d.net);
+	} else {
+		why = "your address is temporarily blocked";
+		if (d.log)
+			log_warnx("listener: refused addr=%s net=%s "
+				  "reason=banned ban=%s expires_in=%llus",
+				  peer->addr, d.net,
+				  filter_reason_name(d.reason),
+				  (unsigned long long)d.expires_in_s);
+	}
+	listener_refuse(fd, proto, srv, why);
+	return -1;
+}
+
 static void
 listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		   struct sockaddr *sa, int salen, void *arg)
@@ -131,6 +184,9 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	/* An IPv4-mapped IPv6 address is logged and counted as IPv4. */
 	if (strncmp(peer.addr, "::ffff:", 7) == 0 && strchr(peer.addr + 7, '.'))
 		memmove(peer.addr, peer.addr + 7, strlen(peer.addr + 7) + 1);
+
+	if (listener_filter(srv, fd, l->proto, &peer) == -1)
+		return;
 
 	if (srv->connections >= srv->cfg->max_connections) {
 		log_warnx("listener: refused addr=%s reason=max-connections",

@@ -1,6 +1,8 @@
 /* posternctl: the local administration tool. Adds, removes and lists the
  * domains, mailboxes and aliases of the account store in the data_dir named
- * by postern.conf; the daemon sees each change at its next lookup. */
+ * by postern.conf; the daemon sees each change at its next lookup. Also
+ * lists, adds and lifts the connection filter's bans (the ban file and,
+ * while an XDP filter runs, its pinned maps) and shows the filter's status. */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -9,13 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <crypt.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "abuse.h"
 #include "config.h"
+#include "filter.h"
 #include "log.h"
 #include "password.h"
+#include "queue_admin.h"
 #include "store.h"
 #include "util.h"
 
@@ -28,8 +34,16 @@
 
 struct ctl {
 	struct config cfg;
-	struct store *store;
+	struct store *store;   /* account commands */
+	struct filter *filter; /* CTL_F_FILTER commands */
 };
+
+/* ctl_command.flags */
+#define CTL_F_FILTER 0x1 /* works on the filter, not the store */
+
+/* A live status older than this is from a posternd that has stopped
+ * (it rewrites the file at least every 10 s). */
+#define CTL_STATUS_MAX_AGE 30
 
 /* One row per command: the only place that knows the commands, their
  * argument counts (max -1 = no limit) and their usage line. */
@@ -39,6 +53,7 @@ struct ctl_command {
 	int min_args, max_args;
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *args;
+	int flags; /* CTL_F_* */
 };
 
 /* Commands */
@@ -55,6 +70,17 @@ static int ctl_mailbox_disable(struct ctl *c, int argc, char **argv);
 static int ctl_alias_add(struct ctl *c, int argc, char **argv);
 static int ctl_alias_del(struct ctl *c, int argc, char **argv);
 static int ctl_alias_list(struct ctl *c, int argc, char **argv);
+static int ctl_queue_list(struct ctl *c, int argc, char **argv);
+static int ctl_queue_show(struct ctl *c, int argc, char **argv);
+static int ctl_queue_flush(struct ctl *c, int argc, char **argv);
+static int ctl_queue_hold(struct ctl *c, int argc, char **argv);
+static int ctl_queue_release(struct ctl *c, int argc, char **argv);
+static int ctl_queue_delete(struct ctl *c, int argc, char **argv);
+static int ctl_queue_result(int r, const char *err);
+static int ctl_ban_list(struct ctl *c, int argc, char **argv);
+static int ctl_ban_add(struct ctl *c, int argc, char **argv);
+static int ctl_ban_del(struct ctl *c, int argc, char **argv);
+static int ctl_filter_status(struct ctl *c, int argc, char **argv);
 
 /* Helpers */
 static const struct ctl_command *ctl_command_find(const char *noun,
@@ -76,21 +102,34 @@ static int ctl_maildir_create(const char *data_dir, const char *local,
 static void ctl_print_domain(const char *domain, void *arg);
 static void ctl_print_mailbox(const struct store_mailbox *mb, void *arg);
 static void ctl_print_alias(const char *source, const char *target, void *arg);
+static void ctl_print_ban(const struct filter_list_info *info, void *arg);
+static int ctl_parse_net(const char *s, struct filter_net *net);
+static int ctl_print_live_status(const char *data_dir, size_t n_bans);
 
 static const struct ctl_command ctl_commands[] = {
-    {"domain", "add", 1, 1, ctl_domain_add, "NAME"},
-    {"domain", "del", 1, 1, ctl_domain_del, "NAME"},
-    {"domain", "list", 0, 0, ctl_domain_list, ""},
-    {"mailbox", "add", 1, 3, ctl_mailbox_add, "ADDRESS [--quota BYTES]"},
-    {"mailbox", "del", 1, 1, ctl_mailbox_del, "ADDRESS"},
-    {"mailbox", "list", 0, 1, ctl_mailbox_list, "[DOMAIN]"},
-    {"mailbox", "passwd", 1, 1, ctl_mailbox_passwd, "ADDRESS"},
-    {"mailbox", "quota", 2, 2, ctl_mailbox_quota, "ADDRESS BYTES"},
-    {"mailbox", "enable", 1, 1, ctl_mailbox_enable, "ADDRESS"},
-    {"mailbox", "disable", 1, 1, ctl_mailbox_disable, "ADDRESS"},
-    {"alias", "add", 2, -1, ctl_alias_add, "SOURCE TARGET..."},
-    {"alias", "del", 1, -1, ctl_alias_del, "SOURCE [TARGET...]"},
-    {"alias", "list", 0, 1, ctl_alias_list, "[DOMAIN]"},
+    {"domain", "add", 1, 1, ctl_domain_add, "NAME", 0},
+    {"domain", "del", 1, 1, ctl_domain_del, "NAME", 0},
+    {"domain", "list", 0, 0, ctl_domain_list, "", 0},
+    {"mailbox", "add", 1, 3, ctl_mailbox_add, "ADDRESS [--quota BYTES]", 0},
+    {"mailbox", "del", 1, 1, ctl_mailbox_del, "ADDRESS", 0},
+    {"mailbox", "list", 0, 1, ctl_mailbox_list, "[DOMAIN]", 0},
+    {"mailbox", "passwd", 1, 1, ctl_mailbox_passwd, "ADDRESS", 0},
+    {"mailbox", "quota", 2, 2, ctl_mailbox_quota, "ADDRESS BYTES", 0},
+    {"mailbox", "enable", 1, 1, ctl_mailbox_enable, "ADDRESS", 0},
+    {"mailbox", "disable", 1, 1, ctl_mailbox_disable, "ADDRESS", 0},
+    {"alias", "add", 2, -1, ctl_alias_add, "SOURCE TARGET...", 0},
+    {"alias", "del", 1, -1, ctl_alias_del, "SOURCE [TARGET...]", 0},
+    {"alias", "list", 0, 1, ctl_alias_list, "[DOMAIN]", 0},
+    {"queue", "list", 0, 0, ctl_queue_list, "", 0},
+    {"queue", "show", 1, 1, ctl_queue_show, "ID", 0},
+    {"queue", "flush", 0, 0, ctl_queue_flush, "", 0},
+    {"queue", "hold", 1, 1, ctl_queue_hold, "ID", 0},
+    {"queue", "release", 1, 1, ctl_queue_release, "ID", 0},
+    {"queue", "delete", 1, 1, ctl_queue_delete, "ID", 0},
+    {"ban", "list", 0, 0, ctl_ban_list, "", CTL_F_FILTER},
+    {"ban", "add", 1, 3, ctl_ban_add, "CIDR [--for DURATION]", CTL_F_FILTER},
+    {"ban", "del", 1, 1, ctl_ban_del, "CIDR", CTL_F_FILTER},
+    {"filter", "status", 0, 0, ctl_filter_status, "", CTL_F_FILTER},
 };
 
 #define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -128,13 +167,37 @@ static const char ctl_help[] =
     "                             without targets, deletes the whole alias\n"
     "  alias list [DOMAIN]        prints: source target\n"
     "\n"
+    "Outbound queue (works with the daemon running or stopped; the\n"
+    "daemon notices changes within a second):\n"
+    "  queue list                 prints: id arrival size <sender> [held]\n"
+    "                             and recipient counts by status\n"
+    "  queue show ID              envelope and each recipient's status\n"
+    "  queue flush                try every pending recipient now\n"
+    "  queue hold ID              no delivery attempts until released\n"
+    "  queue release ID\n"
+    "  queue delete ID            removes the message, without a bounce\n"
+    "\n"
+    "Connection filter (bans take effect within a second whether posternd\n"
+    "runs or not, and survive restarts; CIDR is an address or a network\n"
+    "such as 192.0.2.0/24 or 2001:db8::/64):\n"
+    "  ban list                   prints: network reason=R expires_in=T\n"
+    "                             hits=N\n"
+    "  ban add CIDR [--for DURATION]\n"
+    "                             DURATION such as 90, 30s, 10m, 2h, 7d,\n"
+    "                             1w or forever; default [abuse] ban_time;\n"
+    "                             refused for an allow-listed network\n"
+    "  ban del CIDR               lifts exactly that ban\n"
+    "  filter status              mode, limits, interfaces, counters and\n"
+    "                             the sources most limited\n"
+    "\n"
     "Options:\n"
     "  -c, --config FILE          configuration file "
     "(default " CONFIG_DEFAULT_PATH ")\n"
     "  -h, --help                 show this help\n"
     "\n"
     "Run as root, posternctl switches to the owner of data_dir first, so\n"
-    "that the daemon can read what it creates.\n"
+    "that the daemon can read what it creates (ban and filter commands\n"
+    "stay root: the XDP filter's maps need it).\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n";
 
@@ -197,6 +260,17 @@ main(int argc, char **argv)
 	config_defaults(&c.cfg);
 	if (config_load(&c.cfg, conf, ctl_config_error, NULL) > 0)
 		return CTL_ERR;
+	if (cmd->flags & CTL_F_FILTER) {
+		c.filter = filter_open_admin(&c.cfg.filter, err, sizeof(err));
+		if (c.filter == NULL)
+			return ctl_err("filter: %s", err);
+		ret = cmd->fn(&c, nargs, argv + 2);
+		filter_close(&c.filter, 1);
+		if (fflush(stdout) == EOF || ferror(stdout))
+			return ctl_err("cannot write output: %s",
+				       strerror(errno));
+		return ret;
+	}
 	if (ctl_drop_privileges(c.cfg.data_dir) == -1)
 		return CTL_ERR;
 	if (store_open(c.cfg.data_dir, &c.store, err, sizeof(err)) != STORE_OK)
@@ -206,6 +280,83 @@ main(int argc, char **argv)
 	if (fflush(stdout) == EOF || ferror(stdout))
 		return ctl_err("cannot write output: %s", strerror(errno));
 	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* The outbound queue: files under data_dir/queue (queue_admin.h); a
+ * running daemon notices the changes within a second. */
+
+static int
+ctl_queue_result(int r, const char *err)
+{
+	if (r == 0)
+		return CTL_OK;
+	return ctl_err("%s", err);
+}
+
+static int
+ctl_queue_list(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	(void)argv;
+	return ctl_queue_result(
+	    queue_admin_list(c->cfg.data_dir, stdout, err, sizeof(err)), err);
+}
+
+static int
+ctl_queue_show(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	return ctl_queue_result(queue_admin_show(c->cfg.data_dir, argv[0],
+						 stdout, err, sizeof(err)),
+				err);
+}
+
+static int
+ctl_queue_flush(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	(void)argv;
+	return ctl_queue_result(
+	    queue_admin_flush(c->cfg.data_dir, err, sizeof(err)), err);
+}
+
+static int
+ctl_queue_hold(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	return ctl_queue_result(
+	    queue_admin_hold(c->cfg.data_dir, argv[0], err, sizeof(err)), err);
+}
+
+static int
+ctl_queue_release(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	return ctl_queue_result(queue_admin_release(c->cfg.data_dir, argv[0],
+						    err, sizeof(err)),
+				err);
+}
+
+static int
+ctl_queue_delete(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN];
+
+	(void)argc;
+	return ctl_queue_result(queue_admin_delete(c->cfg.data_dir, argv[0],
+						   err, sizeof(err)),
+				err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -433,6 +584,175 @@ ctl_alias_list(struct ctl *c, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* Bans and the filter */
+
+static int
+ctl_ban_list(struct ctl *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (filter_list_bans(c->filter, ctl_print_ban, NULL) < 0)
+		return ctl_err("cannot list the bans");
+	return CTL_OK;
+}
+
+static int
+ctl_ban_add(struct ctl *c, int argc, char **argv)
+{
+	const struct ctl_command *cmd = ctl_command_find("ban", "add");
+	const char *cidr = NULL, *dur_arg = NULL, *why;
+	char err[ERR_LEN], text[FILTER_NET_STRLEN], dur[32];
+	struct filter_net net;
+	uint64_t secs = c->cfg.abuse.ban_time;
+	int i, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--for") == 0) {
+			if (i + 1 == argc || dur_arg != NULL)
+				return ctl_usage_error(cmd, "--for needs one "
+							    "value");
+			dur_arg = argv[++i];
+		} else if (strncmp(argv[i], "--for=", 6) == 0) {
+			if (dur_arg != NULL)
+				return ctl_usage_error(cmd, "--for given "
+							    "twice");
+			dur_arg = argv[i] + 6;
+		} else if (argv[i][0] == '-' && argv[i][1] == '-') {
+			return ctl_usage_error(cmd, "unknown option '%s'",
+					       argv[i]);
+		} else if (cidr == NULL) {
+			cidr = argv[i];
+		} else {
+			return ctl_usage_error(cmd, "too many arguments");
+		}
+	}
+	if (cidr == NULL)
+		return ctl_usage_error(cmd, "missing CIDR");
+	if (dur_arg != NULL && filter_parse_duration(dur_arg, &secs, &why) < 0)
+		return ctl_err("invalid duration: %s (%s)", dur_arg, why);
+	if (ctl_parse_net(cidr, &net) == -1)
+		return CTL_ERR;
+	filter_format_net(&net, text, sizeof(text));
+	rc = filter_ban(c->filter, &net, secs, FILTER_REASON_MANUAL, err,
+			sizeof(err));
+	if (rc == 1)
+		return ctl_err("%s is on the allow list ([filter] allow, "
+			       "loopback): not banned",
+			       text);
+	if (rc != 0)
+		return ctl_err("%s", err);
+	if (secs == 0) {
+		printf("banned %s permanently\n", text);
+		return CTL_OK;
+	}
+	abuse_format_duration(secs, dur, sizeof(dur));
+	printf("banned %s for %s\n", text, dur);
+	return CTL_OK;
+}
+
+static int
+ctl_ban_del(struct ctl *c, int argc, char **argv)
+{
+	char err[ERR_LEN], text[FILTER_NET_STRLEN];
+	struct filter_net net;
+	int rc;
+
+	(void)argc;
+	if (ctl_parse_net(argv[0], &net) == -1)
+		return CTL_ERR;
+	filter_format_net(&net, text, sizeof(text));
+	rc = filter_unban(c->filter, &net, err, sizeof(err));
+	if (rc == 1)
+		return ctl_err("no ban for %s (ban list shows them)", text);
+	if (rc != 0)
+		return ctl_err("%s", err);
+	printf("unbanned %s\n", text);
+	return CTL_OK;
+}
+
+/* The filter's status. With an XDP filter active, the pinned maps hold
+ * the live counters. In user-space mode they are inside posternd, which
+ * publishes them in data_dir/filter.status; without a recent one, only
+ * the configuration and the bans are shown. */
+static int
+ctl_filter_status(struct ctl *c, int argc, char **argv)
+{
+	struct filter_status st;
+
+	(void)argc;
+	(void)argv;
+	memset(&st, 0, sizeof(st));
+	if (filter_status(c->filter, &st) == -1)
+		return ctl_err("cannot read the filter status: %s",
+			       strerror(errno));
+	if (st.have_kernel) {
+		filter_status_print(&st, stdout);
+		printf("live: yes (XDP maps under %s)\n",
+		       c->cfg.filter.pin_root);
+		return CTL_OK;
+	}
+	if (ctl_print_live_status(c->cfg.data_dir, st.n_bans) == 0)
+		return CTL_OK;
+	/* What this configuration asks for, not the admin handle's view. */
+	if (c->cfg.filter.mode == FILTER_MODE_USERSPACE)
+		strlcpy(st.reason, "mode = userspace", sizeof(st.reason));
+	else if (c->cfg.filter.n_interfaces == 0)
+		strlcpy(st.reason, "no interfaces configured",
+			sizeof(st.reason));
+	else
+		strlcpy(st.reason, "no active XDP filter", sizeof(st.reason));
+	filter_status_print(&st, stdout);
+	printf("live: no (posternd is not running with this "
+	       "configuration; no counters)\n");
+	return CTL_OK;
+}
+
+/* Prints posternd's own status file when it is recent, with the number of
+ * bans from the ban file (the file may be a second older than an edit).
+ * Returns 0 when it printed it, -1 when there is none. */
+static int
+ctl_print_live_status(const char *data_dir, size_t n_bans)
+{
+	char path[4096], line[512];
+	struct stat st;
+	time_t now = time(NULL);
+	FILE *fp;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir,
+			     CONFIG_FILTER_STATUS_NAME) >= sizeof(path) ||
+	    (fp = fopen(path, "re")) == NULL)
+		return -1;
+	if (fstat(fileno(fp), &st) == -1 ||
+	    now - st.st_mtime > CTL_STATUS_MAX_AGE) {
+		fclose(fp);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (strncmp(line, "bans: ", 6) == 0)
+			printf("bans: %zu\n", n_bans);
+		else
+			fputs(line, stdout);
+	}
+	fclose(fp);
+	printf("live: yes (posternd, %llds ago)\n",
+	       (long long)(now - st.st_mtime));
+	return 0;
+}
+
+/* Parses an address or network; prints why not. 0 or -1. */
+static int
+ctl_parse_net(const char *s, struct filter_net *net)
+{
+	const char *why;
+
+	if (filter_parse_net(s, net, &why) == -1) {
+		ctl_err("invalid network: %s (%s)", s, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Output */
 
 static void
@@ -456,6 +776,22 @@ ctl_print_alias(const char *source, const char *target, void *arg)
 {
 	(void)arg;
 	printf("%s %s\n", source, target);
+}
+
+static void
+ctl_print_ban(const struct filter_list_info *info, void *arg)
+{
+	char expires[32];
+
+	(void)arg;
+	if (info->expires_in_s == 0)
+		strlcpy(expires, "never", sizeof(expires));
+	else
+		abuse_format_duration(info->expires_in_s, expires,
+				      sizeof(expires));
+	printf("%s reason=%s expires_in=%s hits=%llu\n", info->text,
+	       filter_reason_name(info->reason), expires,
+	       (unsigned long long)info->hits);
 }
 
 static const struct ctl_command *

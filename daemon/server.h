@@ -1,5 +1,6 @@
 /* The daemon-wide context that every session reaches through one pointer:
- * the event base, the configuration, the store and the worker pool. */
+ * the event base, the configuration, the store, the worker pool and the
+ * connection filter. */
 #ifndef POSTERN_SERVER_H
 #define POSTERN_SERVER_H
 
@@ -10,6 +11,7 @@
 
 #include "config.h"
 
+struct filter;
 struct store;
 struct worker_pool;
 
@@ -18,6 +20,7 @@ struct server {
 	struct config *cfg;
 	struct store *store;
 	struct worker_pool *workers;
+	struct filter *filter;      /* bans and limits at accept (filter.h) */
 	char spool_dir[1100];       /* data_dir/spool: DATA in progress */
 	uint64_t connections;       /* open sessions, all protocols */
 };

@@ -675,6 +675,7 @@ smtp_session_hello(struct smtp_session *s, const char *args, int esmtp)
 		   (unsigned long long)cfg->smtp_max_message_size);
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtp_reply(s, "250-DSN");
 	smtp_reply(s, "250-SMTPUTF8");
 	if (!s->tls && tls_server_ctx() != NULL)
 		smtp_reply(s, "250-STARTTLS");

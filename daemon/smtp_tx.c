@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "delivery.h"
+#include "dsn.h"
 #include "log.h"
 #include "maildir.h"
+#include "queue_env.h"
 #include "smtp_parse.h"
 #include "smtp_tx.h"
 #include "store.h"
@@ -36,6 +38,7 @@ struct smtp_tx {
 	int submission;
 
 	struct smtp_tx_remote *remote; /* recipients for the outbound queue */
+	struct queue_env *qenv;        /* their envelope, from commit on */
 	size_t nremote, remote_cap;
 
 	/* Submission (RFC 6409 §8.2, §8.3): are Date and Message-ID there? */
@@ -82,6 +85,8 @@ static void smtp_tx_reply(char *reply, size_t len, const char *fmt, ...)
 static struct smtp_tx_rate *smtp_tx_rate_slot(const char *user);
 static int smtp_tx_sender_owned(struct server *srv, const char *user,
 				const struct smtp_path *from);
+static struct queue_env *smtp_tx_queue_env(struct smtp_tx *tx,
+					   uint64_t size_crlf);
 static void smtp_tx_add_remote(struct smtp_tx *tx, const char *addr,
 			       const struct smtp_rcpt_params *params);
 static void smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf,
@@ -239,6 +244,7 @@ smtp_tx_free(struct smtp_tx **txp)
 		free(tx->maildirs[i]);
 	free(tx->maildirs);
 	free(tx->remote);
+	queue_env_free(&tx->qenv);
 	free(tx->trace);
 	free(tx->wbuf);
 	free(tx);
@@ -410,10 +416,18 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 			char target[STORE_ADDRESS_MAX + 1];
 			struct smtp_rcpt_params fwd;
 
+			char xt[sizeof(fwd.orcpt) - 8];
+
 			memset(&fwd, 0, sizeof(fwd));
 			fwd.notify = params.notify;
-			snprintf(fwd.orcpt, sizeof(fwd.orcpt), "rfc822;%s",
-				 addr);
+			/* RFC 3461 §4.2: the client's ORCPT wins; otherwise
+			 * our recipient, xtext-encoded ("+" is "+2B"). */
+			if (params.orcpt[0])
+				strlcpy(fwd.orcpt, params.orcpt,
+					sizeof(fwd.orcpt));
+			else if (dsn_xtext_encode(addr, xt, sizeof(xt)) >= 0)
+				snprintf(fwd.orcpt, sizeof(fwd.orcpt),
+					 "rfc822;%s", xt);
 			if (snprintf(target, sizeof(target), "%s@%s",
 				     targets[i].local, targets[i].domain) >=
 			    (int)sizeof(target))
@@ -857,6 +871,34 @@ smtp_tx_delivered(struct delivery_job *job)
 	tx->done(tx->done_arg, reply);
 }
 
+/* The outbound queue's envelope for the remote recipients, under the
+ * transaction's id so that "queued as" and the queue log lines match. */
+static struct queue_env *
+smtp_tx_queue_env(struct smtp_tx *tx, uint64_t size_crlf)
+{
+	struct queue_env *env = queue_env_new();
+	size_t i;
+
+	strlcpy(env->id, tx->id, sizeof(env->id));
+	env->arrival = (int64_t)time(NULL);
+	if (!tx->from.null)
+		snprintf(env->sender, sizeof(env->sender),
+			 tx->from.quoted ? "\"%s\"@%s" : "%s@%s",
+			 tx->from.local, tx->from.domain);
+	strlcpy(env->envid, tx->params.envid, sizeof(env->envid));
+	env->ret = tx->params.ret;
+	env->body_8bit = tx->params.body == SMTP_BODY_8BITMIME;
+	env->size = size_crlf;
+	strlcpy(env->auth, tx->auth_user, sizeof(env->auth));
+	for (i = 0; i < tx->nremote; i++)
+		queue_env_add_rcpt(env, tx->remote[i].addr,
+				   tx->remote[i].params.notify,
+				   tx->remote[i].params.orcpt[0]
+				       ? tx->remote[i].params.orcpt
+				       : NULL);
+	return env;
+}
+
 int
 smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	       void *arg, char *reply, size_t len)
@@ -874,13 +916,6 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 		smtp_tx_flush(tx);
 	if (smtp_tx_failed(tx, reply, len))
 		return 1;
-	if (tx->nremote > 0) {
-		/* TODO: issue 3 — hand remote recipients to the outbound
-		 * queue; until then never accept what cannot be sent. */
-		smtp_tx_reply(reply, len, "451 4.3.0 Error: outbound "
-				"delivery not available yet");
-		return 1;
-	}
 	if (tx->submission && (!tx->has_date || !tx->has_msgid) &&
 	    smtp_tx_add_missing_headers(tx) == -1) {
 		log_warn("%s smtp cannot add headers", tx->session_id);
@@ -906,6 +941,10 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	tx->job.maildirs = (const char *const *)tx->maildirs;
 	tx->job.nmaildirs = tx->nmaildirs;
 	tx->job.name = tx->name;
+	queue_env_free(&tx->qenv);
+	if (tx->nremote > 0)
+		tx->qenv = smtp_tx_queue_env(tx, size_crlf);
+	tx->job.queue_env = tx->qenv;
 	tx->job.done = smtp_tx_delivered;
 	tx->job.arg = tx;
 	delivery_submit(&tx->job);

@@ -229,9 +229,20 @@ EOF
 	fi
 }
 
+# For setup(): skips the test when setup_file found no outbound queue in
+# posternd, else marks the log (helpers/daemon.bash _test_setup).
+_outbound_setup() {
+	if [[ -n ${OUTBOUND_SKIP:-} ]]; then
+		skip "$OUTBOUND_SKIP"
+	fi
+	_test_setup
+}
+
 # For setup_file: ports, DNS, the main sink (remote.test at 127.0.0.2) and
 # the daemon with example.test, the local mailbox sender@example.test
-# (password "secret") and aliases that forward outside.
+# (password "secret") and aliases that forward outside. When posternd has
+# no outbound queue, sets $OUTBOUND_SKIP and does nothing else: callers
+# return at once when it is set, and setup() uses _outbound_setup.
 # @param $@ overrides for _daemon_write_config
 _outbound_setup_file() {
 	if ! command -v dnsmasq >/dev/null ||
@@ -242,6 +253,13 @@ _outbound_setup_file() {
 	if [[ ! -x $POSTERND || ! -x $POSTERNCTL ]]; then
 		echo "build/posternd and build/posternctl are missing" >&2
 		return 1
+	fi
+	# bats 1.8 cannot skip from setup_file: _outbound_setup skips each
+	# test instead.
+	if ! __outbound_integrated; then
+		export OUTBOUND_SKIP="posternd has no outbound queue yet ([dns] \
+and [queue] are unknown configuration sections)"
+		return 0
 	fi
 	export DATA_DIR="$BATS_FILE_TMPDIR/data"
 	export CONFIG="$BATS_FILE_TMPDIR/postern.conf"
@@ -267,6 +285,14 @@ _outbound_setup_file() {
 	_add_alias fwd-down@example.test y@down.test || return 1
 	_add_alias fwd-plain@example.test z@plain.test || return 1
 	_add_alias fwd-tls@example.test t@tls.test || return 1
+}
+
+# Succeeds when posternd knows the outbound queue's configuration sections.
+__outbound_integrated() {
+	local conf="$BATS_FILE_TMPDIR/queue-probe.conf"
+	printf '[dns]\nservers = 127.0.0.1:53\n[queue]\nmin_backoff = 1\n' \
+		>"$conf"
+	"$POSTERND" --check-config -c "$conf" >/dev/null 2>&1
 }
 
 # For teardown_file: the daemon, then every sink and dnsmasq.

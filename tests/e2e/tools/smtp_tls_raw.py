@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Exact SMTP transcripts over TLS, for the STARTTLS, AUTH and submission
-tests. Takes the steps of rawclient.py (S: L: F: R R:N E X) and adds:
+tests. Takes the steps of rawclient.py (S: L: F: B: BL: R R:N E X) and adds:
 
   T          STARTTLS handshake on the current connection (the client has
              sent STARTTLS and read the 220 itself). Before the handshake,
@@ -10,6 +10,7 @@ tests. Takes the steps of rawclient.py (S: L: F: R R:N E X) and adds:
   C          prints <CERT SHA256=AA:BB:...> for the server certificate, in
              the form of `openssl x509 -noout -fingerprint -sha256`
   W:PATH     waits (up to --timeout) until the file PATH exists
+  P:SECONDS  pauses (e.g. P:0.05), to land inside a server-side delay
 
 --tls makes the handshake at connect time (implicit TLS, RFC 8314) before
 the greeting is read. Certificates are never verified (self-signed test
@@ -142,6 +143,11 @@ def main():
             elif step.startswith("F:"):
                 with open(step[2:], "rb") as f:
                     conn.send(f.read())
+            elif step.startswith("BL:") or step.startswith("B:"):
+                last = step.startswith("BL:")
+                data = unescape(step[3:] if last else step[2:])
+                head = "BDAT %d%s\r\n" % (len(data), " LAST" if last else "")
+                conn.send(head.encode() + data)
             elif step == "R" or step.startswith("R:"):
                 n = int(step[2:]) if step.startswith("R:") else 1
                 for _ in range(n):
@@ -157,6 +163,8 @@ def main():
                 emit(("<CERT SHA256=%s>" % conn.cert_fingerprint()).encode())
             elif step.startswith("W:"):
                 wait_for_file(step[2:], args.timeout)
+            elif step.startswith("P:"):
+                time.sleep(float(step[2:]))
             else:
                 sys.stderr.write("unknown step: %r\n" % step)
                 return 2
