@@ -306,7 +306,7 @@ config_defaults(struct config *cfg)
 	cfg->pop3_max_bad_commands = 10;
 	cfg->pop3_idle_timeout = 600;
 	cfg->pop3_auth_fail_delay_ms = 2000;
-	cfg->pop3_allow_plaintext = 1;
+	cfg->pop3_allow_plaintext = 0;
 
 	/* [tls] cert and key stay empty: no TLS. The [submission],
 	 * [submissions] and [pop3s] listen lists stay empty: none. */

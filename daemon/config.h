@@ -76,8 +76,8 @@ struct config {
 	uint64_t pop3_max_bad_commands;  /* default 10 */
 	uint64_t pop3_idle_timeout;      /* seconds; default 600 */
 	uint64_t pop3_auth_fail_delay_ms; /* default 2000 */
-	int pop3_allow_plaintext;        /* allow_plaintext_auth = yes|no; default yes
-	                                    until TLS exists (issue 3) */
+	int pop3_allow_plaintext;        /* allow_plaintext_auth = yes|no: logins
+	                                    without TLS from anywhere; default no */
 
 	/* [tls] */
 	char tls_cert[1024];             /* PEM chain; empty = no TLS */

@@ -109,7 +109,7 @@ test_defaults(void)
 	CHECK(c.pop3_max_bad_commands == 10);
 	CHECK(c.pop3_idle_timeout == 600);
 	CHECK(c.pop3_auth_fail_delay_ms == 2000);
-	CHECK(c.pop3_allow_plaintext == 1);
+	CHECK(c.pop3_allow_plaintext == 0);
 	CHECK_STR(c.tls_cert, "");
 	CHECK_STR(c.tls_key, "");
 	CHECK(c.submission_listen.n == 0);
