@@ -492,7 +492,11 @@ smtp_tx_sender_owned(struct server *srv, const char *user,
 	char local[SMTP_LOCAL_MAX + 1], addr[STORE_ADDRESS_MAX + 1];
 	size_t n = 0, i;
 
-	if (from->null || from->quoted || from->domain_literal)
+	/* The null sender (autoreplies, RFC 3834) is allowed, as Postfix's
+	 * reject_sender_login_mismatch does. */
+	if (from->null)
+		return 1;
+	if (from->quoted || from->domain_literal)
 		return 0;
 	strlcpy(local, from->local, sizeof(local));
 	util_lowercase(local);

@@ -106,6 +106,14 @@ __sub_tls() {
 	_assert_replies 220 250 '220 2.0.0' 250 '235 2.7.0' '250 2.1.0'
 }
 
+@test "MAIL accepts the AUTH= parameter of RFC 4954 §5" {
+	run -0 __sub_tls "L:AUTH PLAIN $(_sasl_plain alice@example.test alice-secret)" R \
+		'L:MAIL FROM:<alice@example.test> AUTH=<>' R 'L:RSET' R \
+		'L:MAIL FROM:<alice@example.test> AUTH=alice@example.test' R
+	_assert_replies 220 250 '220 2.0.0' 250 '235 2.7.0' '250 2.1.0' '250 2.0.0' \
+		'250 2.1.0'
+}
+
 @test "AUTH PLAIN without an initial response: empty 334, then the response" {
 	run -0 __sub_tls 'L:AUTH PLAIN' R \
 		"L:$(_sasl_plain alice@example.test alice-secret)" R
@@ -152,6 +160,22 @@ __sub_tls() {
 	_assert_replies 220 250 '220 2.0.0' 250 '535 5.7.8'
 	run -0 _log_since_test_start
 	assert_output --partial 'abuse kind=auth-failure'
+}
+
+@test "clients that leave during the check or the failure delay do not upset the daemon" {
+	local pause
+	for pause in 0 0.02 0.05 0.08 0.11 0.15 0.2; do
+		run _smtp_tls_raw "$SUB_PORT" 'L:EHLO client.test' R 'L:STARTTLS' R T \
+			'L:EHLO client.test' R "L:AUTH PLAIN $(_sasl_plain alice@example.test wrong)" \
+			"P:$pause" X
+		run -0 _smtp_tls_raw "$SUB_PORT" 'L:EHLO client.test' R 'L:STARTTLS' R T \
+			'L:EHLO client.test' R "L:AUTH PLAIN $(_sasl_plain alice@example.test alice-secret)" \
+			"P:$pause" X
+	done
+	sleep 0.3
+	kill -0 "$(_daemon_pid)"
+	run -0 __sub_tls "L:AUTH PLAIN $(_sasl_plain alice@example.test alice-secret)" R
+	_assert_replies 220 250 '220 2.0.0' 250 '235 2.7.0'
 }
 
 @test "a disabled mailbox cannot authenticate (535 5.7.8)" {
@@ -230,6 +254,13 @@ __sub_tls() {
 	assert_line --regexp '^250-AUTH PLAIN LOGIN$'
 	refute_line --regexp '^250[- ]STARTTLS$'
 	_assert_replies 220 250 '235 2.7.0' '250 2.1.0'
+}
+
+@test "implicit TLS port: STARTTLS is not offered and is 503 5.5.1" {
+	run -0 _smtp_tls_raw "$SUBS_PORT" --tls 'L:EHLO client.test' R 'L:STARTTLS' R \
+		'L:NOOP' R
+	refute_line --regexp '^250[- ]STARTTLS$'
+	_assert_replies 220 250 '503 5.5.1' '250 2.0.0'
 }
 
 @test "MX port with [smtp] auth = yes: AUTH only after STARTTLS" {

@@ -28,6 +28,24 @@ __received_of() {
 	"$PY" "$TOOLS/msgtool.py" trace "$1"
 }
 
+# Prints how many times the daemon has logged loading the certificate.
+# @param (none)
+__cert_loads() {
+	grep -c 'tls certificate loaded' "$DAEMON_LOG"
+}
+
+# Succeeds once the certificate has been loaded more than N times.
+# @param $1 N
+__cert_loads_above() {
+	(($(__cert_loads) > $1))
+}
+
+# Succeeds once the daemon has logged a text during this test.
+# @param $1 text
+__logged() {
+	_log_since_test_start | grep -qF -- "$1"
+}
+
 @test "EHLO on the MX port advertises STARTTLS and not AUTH" {
 	run -0 _smtp_ehlo_raw 'L:QUIT' R
 	assert_line --regexp '^250[- ]STARTTLS$'
@@ -151,6 +169,17 @@ __received_of() {
 	refute_output --partial 'ESMTPSA'
 }
 
+@test "a transaction pipelined right after the handshake is stamped ESMTPS too" {
+	_clear_mailbox alice@example.test
+	run -0 _smtp_tls_raw "$SMTP_PORT" 'L:EHLO client.test' R 'L:STARTTLS' R T \
+		'S:EHLO client.test\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n' \
+		R:4 'S:Subject: pipelined over TLS\r\n\r\nbody\r\n.\r\n' R
+	_assert_replies 220 250 '220 2.0.0' 250 '250 2.1.0' '250 2.1.5' 354 '250 2.0.0'
+	run -0 __received_of "$(_only_mail alice@example.test)"
+	assert_output --regexp 'with ESMTPS id '
+	assert_output --partial '(using TLSv1.3:'
+}
+
 @test "a plaintext delivery says ESMTP, without a TLS note" {
 	_clear_mailbox alice@example.test
 	run -0 _smtp_send_text s@remote.test alice@example.test plain
@@ -223,10 +252,9 @@ __received_of() {
 	cp "$BATS_TEST_TMPDIR/new.pem" "$CERT"
 	new_fp=$(_tls_fingerprint "$CERT")
 	[[ $new_fp != "$old_fp" ]] || fail "the new certificate is the old one"
-	mark=$(grep -c 'tls certificate loaded' "$DAEMON_LOG")
+	mark=$(__cert_loads)
 	kill -HUP "$(_daemon_pid)"
-	_repeat_until_timeout 10 eval \
-		'(( $(grep -c "tls certificate loaded" "$DAEMON_LOG") > mark ))'
+	_repeat_until_timeout 10 __cert_loads_above "$mark"
 
 	# New connections see the new certificate ...
 	assert_equal "$(_tls_server_fingerprint "$SMTP_PORT" smtp)" "$new_fp"
@@ -252,7 +280,7 @@ __received_of() {
 	cp "$CERT" "$BATS_TEST_TMPDIR/good.pem"
 	echo 'not a certificate' >"$CERT"
 	kill -HUP "$(_daemon_pid)"
-	_repeat_until_timeout 10 eval '_log_since_test_start | grep -q "tls: "'
+	_repeat_until_timeout 10 __logged "tls: $CERT"
 	cp "$BATS_TEST_TMPDIR/good.pem" "$CERT"
 	kill -0 "$(_daemon_pid)"
 	assert_equal "$(_tls_server_fingerprint "$SMTP_PORT" smtp)" "$fp"

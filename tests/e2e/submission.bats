@@ -167,6 +167,19 @@ __alice_submits() {
 	assert_equal "$(grep -c -i '^Date:' <<<"$output")" 1
 }
 
+@test "a message sent with BDAT gets Date: and Message-ID: too" {
+	_clear_mailbox bob@example.test
+	run -0 __sub_auth alice@example.test alice-secret \
+		'L:MAIL FROM:<alice@example.test>' R 'L:RCPT TO:<bob@example.test>' R \
+		'B:Subject: chunked\r\n' R 'BL:\r\nbody\r\n' R
+	_assert_replies 220 250 '220 2.0.0' 250 '235 2.7.0' '250 2.1.0' '250 2.1.5' \
+		'250 2.0.0' '250 2.0.0'
+	run -0 _mail_headers "$(_only_mail bob@example.test)"
+	assert_equal "$(grep -c -i '^Date:' <<<"$output")" 1
+	assert_equal "$(grep -c -i '^Message-ID:' <<<"$output")" 1
+	assert_line 'Subject: chunked'
+}
+
 @test "Date: and Message-ID: are added even after a long EHLO name" {
 	# A 250-octet host name makes the trace header long; the added headers
 	# must still fit.
