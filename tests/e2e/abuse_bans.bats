@@ -47,6 +47,13 @@ __wait_log() {
 	_repeat_until_timeout 3 grep -Eq "$2" "$(_fn_log "$1")"
 }
 
+# Succeeds when posternctl ban list has a line starting with text.
+# @param $1 instance name
+# @param $2 text
+__ban_listed() {
+	_fn_ctl "$1" ban list | grep -qF -- "$2"
+}
+
 # Asserts that one connection from a source to an instance's SMTP port is
 # refused the way the instance's mode refuses a ban.
 # @param $1 instance name
@@ -80,13 +87,16 @@ __pop3_brute_force() {
 		fail "expected five failed logins: $output"
 	__wait_log "$name" "abuse ban addr=$bad net=$bad/32 reason=auth for=10m offence=1$"
 	__assert_banned "$name" "$bad" 192.0.2.1
+	# In user-space mode posternctl reads the ban file, which posternd
+	# writes within a second.
+	_repeat_until_timeout 3 __ban_listed "$name" "$bad/32 reason=auth"
 	run -0 _fn_ctl "$name" ban list
-	assert_line --regexp "^${bad//./\\.}/32 reason=auth expires_in=(9m[0-9]+s|10m) hits=[0-9]+$"
+	assert_line --regexp "^${bad//./\\.}/32 reason=auth expires_in=(9m[0-9]+s|10m([0-9]s)?) hits=[0-9]+$"
 	# The POP3 port is refused too, and another source logs in.
 	run -0 _fn_pop3_login "$bad" 192.0.2.1 "$pop3" "$GOOD" "$GOOD_PW"
-	refute_output --partial "+OK maildrop"
+	refute_output --partial "+OK Logged in."
 	run -0 _fn_pop3_login "$good" 192.0.2.1 "$pop3" "$GOOD" "$GOOD_PW"
-	assert_line --regexp '^\+OK maildrop has [0-9]+ messages'
+	assert_line "+OK Logged in."
 }
 
 # Five failed SMTP AUTH PLAIN (after STARTTLS) from one source, then the
@@ -151,7 +161,7 @@ __smtp_brute_force() {
 	# A newcomer failing on the same account is banned at once; failing
 	# on another account is not.
 	run -0 _fn_pop3_login 192.0.2.29 192.0.2.1 2526 Victim@Example.TEST wrong 1
-	__wait_log xdp "abuse ban addr=192.0.2.29 .*account=Victim@Example.TEST$"
+	__wait_log xdp "abuse ban addr=192.0.2.29 .*account=victim@example.test$"
 	run -0 _fn_pop3_login 192.0.2.30 192.0.2.1 2526 other@example.test wrong 1
 	__assert_served xdp 192.0.2.30 192.0.2.1
 }

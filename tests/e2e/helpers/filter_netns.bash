@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# $output is set by bats' run.
+# shellcheck disable=SC2154
 # Real posternd instances behind the connection filter, for the suites that
 # need clients which are not on loopback (loopback is always allow-listed):
 # a server and a client network namespace joined by a veth pair, TEST-NET
