@@ -118,6 +118,8 @@ static const struct config_key config_keys[] = {
      1, 10000, NULL},
     {CS_SMTP, "max_unknown_recipients", CT_UINT,
      CONFIG_FIELD(smtp_max_unknown_recipients), 1, 10000, NULL},
+    {CS_SMTP, "max_messages_per_ip", CT_UINT,
+     CONFIG_FIELD(smtp_max_messages_per_ip), 0, 100000000, NULL},
     {CS_SMTP, "idle_timeout", CT_UINT, CONFIG_FIELD(smtp_idle_timeout), 1,
      86400, "seconds"},
     {CS_SMTP, "data_timeout", CT_UINT, CONFIG_FIELD(smtp_data_timeout), 1,

@@ -65,6 +65,8 @@ struct config {
 	uint64_t smtp_max_text_line;     /* octets incl. CRLF; default 1000 */
 	uint64_t smtp_max_bad_commands;  /* default 20 */
 	uint64_t smtp_max_unknown_recipients; /* per session; default 20 */
+	uint64_t smtp_max_messages_per_ip; /* per client address and hour,
+	                                      all ports; 0 = no limit (default) */
 	uint64_t smtp_idle_timeout;      /* seconds; default 300 */
 	uint64_t smtp_data_timeout;      /* seconds; default 600 */
 	uint64_t smtp_pregreet_wait_ms;  /* 0 disables; default 0 */

@@ -13,6 +13,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "maildir.h"
+#include "queue.h"
 #include "queue_env.h"
 #include "smtp_parse.h"
 #include "smtp_tx.h"
@@ -37,9 +38,10 @@ struct smtp_tx {
 	char auth_user[STORE_ADDRESS_MAX];
 	int submission;
 
-	struct smtp_tx_remote *remote; /* recipients for the outbound queue */
+	struct smtp_tx_rcpts *remote;  /* recipients for the outbound queue */
+	struct smtp_tx_rcpts *notify_local; /* local ones asking for a
+					       success DSN (RFC 3461) */
 	struct queue_env *qenv;        /* their envelope, from commit on */
-	size_t nremote, remote_cap;
 
 	/* Submission (RFC 6409 §8.2, §8.3): are Date and Message-ID there? */
 	int hdr_done, hdr_line_start, has_date, has_msgid;
@@ -66,12 +68,20 @@ struct smtp_tx {
 	void *done_arg;
 };
 
-struct smtp_tx_remote {
+/* Recipients with their DSN parameters (NOTIFY, ORCPT), each address
+ * once. */
+struct smtp_tx_rcpt {
 	char addr[STORE_ADDRESS_MAX];
 	struct smtp_rcpt_params params;
 };
 
-/* Messages sent per account in the current hour (submission limits). */
+struct smtp_tx_rcpts {
+	struct smtp_tx_rcpt *v;
+	size_t n, cap;
+};
+
+/* Messages sent per account (submission limits) and per client address
+ * ([smtp] max_messages_per_ip) in the current hour. */
 #define SMTP_TX_RATE_SLOTS 1024
 struct smtp_tx_rate {
 	char user[STORE_ADDRESS_MAX];
@@ -87,8 +97,10 @@ static int smtp_tx_sender_owned(struct server *srv, const char *user,
 				const struct smtp_path *from);
 static struct queue_env *smtp_tx_queue_env(struct smtp_tx *tx,
 					   uint64_t size_crlf);
-static void smtp_tx_add_remote(struct smtp_tx *tx, const char *addr,
-			       const struct smtp_rcpt_params *params);
+static void smtp_tx_rcpts_add(struct smtp_tx_rcpts **listp, const char *addr,
+			      const struct smtp_rcpt_params *params);
+static size_t smtp_tx_rcpts_count(const struct smtp_tx_rcpts *list);
+static void smtp_tx_rcpts_free(struct smtp_tx_rcpts **listp);
 static void smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf,
 				 size_t len);
 static int smtp_tx_add_missing_headers(struct smtp_tx *tx);
@@ -179,6 +191,19 @@ smtp_tx_new(struct server *srv, const struct smtp_tx_client *client,
 		return NULL;
 	}
 
+	if (srv->cfg->smtp_max_messages_per_ip > 0 &&
+	    smtp_tx_rate_slot(client->peer->addr)->count >=
+		    srv->cfg->smtp_max_messages_per_ip) {
+		/* Per-address message rate, like Postfix's
+		 * smtpd_client_message_rate_limit: a temporary refusal. */
+		log_warnx("%s smtp rate-limit addr=%s messages_per_hour=%llu",
+			  client->session_id, client->peer->addr,
+			  (unsigned long long)srv->cfg->smtp_max_messages_per_ip);
+		smtp_tx_reply(reply, len, "450 4.7.1 Error: too many messages "
+				"from your address, try again later");
+		*verdict_r = SMTP_TX_REJECT;
+		return NULL;
+	}
 	if (client->auth_user[0] != '\0') {
 		struct smtp_tx_rate *rate = smtp_tx_rate_slot(
 			client->auth_user);
@@ -243,7 +268,8 @@ smtp_tx_free(struct smtp_tx **txp)
 	for (i = 0; i < tx->nmaildirs; i++)
 		free(tx->maildirs[i]);
 	free(tx->maildirs);
-	free(tx->remote);
+	smtp_tx_rcpts_free(&tx->remote);
+	smtp_tx_rcpts_free(&tx->notify_local);
 	queue_env_free(&tx->qenv);
 	free(tx->trace);
 	free(tx->wbuf);
@@ -386,7 +412,7 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 	case STORE_RCPT_FOREIGN:
 		/* Only authenticated users may relay (RFC 6409 §4.3). */
 		if (tx->auth_user[0] != '\0' && !to.had_route) {
-			smtp_tx_add_remote(tx, addr, &params);
+			smtp_tx_rcpts_add(&tx->remote, addr, &params);
 			goto accepted;
 		}
 		smtp_tx_reply(reply, len, "554 5.7.1 <%s>: Relay access denied",
@@ -432,7 +458,7 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 				     targets[i].local, targets[i].domain) >=
 			    (int)sizeof(target))
 				continue;
-			smtp_tx_add_remote(tx, target, &fwd);
+			smtp_tx_rcpts_add(&tx->remote, target, &fwd);
 			usable++;
 			continue;
 		}
@@ -518,24 +544,43 @@ smtp_tx_sender_owned(struct server *srv, const char *user,
 	return 0;
 }
 
+/* Appends addr with its parameters unless it is already listed (the first
+ * RCPT's parameters stay); creates the list on first use. */
 static void
-smtp_tx_add_remote(struct smtp_tx *tx, const char *addr,
-		   const struct smtp_rcpt_params *params)
+smtp_tx_rcpts_add(struct smtp_tx_rcpts **listp, const char *addr,
+		  const struct smtp_rcpt_params *params)
 {
+	struct smtp_tx_rcpts *l = *listp;
 	size_t i;
 
-	for (i = 0; i < tx->nremote; i++)
-		if (strcmp(tx->remote[i].addr, addr) == 0)
+	if (l == NULL)
+		l = *listp = xcalloc(1, sizeof(*l));
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].addr, addr) == 0)
 			return;
-	if (tx->nremote == tx->remote_cap) {
-		tx->remote_cap = tx->remote_cap ? tx->remote_cap * 2 : 4;
-		tx->remote = xrealloc(tx->remote, tx->remote_cap *
-							  sizeof(*tx->remote));
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	strlcpy(tx->remote[tx->nremote].addr, addr,
-		sizeof(tx->remote[tx->nremote].addr));
-	tx->remote[tx->nremote].params = *params;
-	tx->nremote++;
+	strlcpy(l->v[l->n].addr, addr, sizeof(l->v[l->n].addr));
+	l->v[l->n].params = *params;
+	l->n++;
+}
+
+static size_t
+smtp_tx_rcpts_count(const struct smtp_tx_rcpts *list)
+{
+	return list ? list->n : 0;
+}
+
+static void
+smtp_tx_rcpts_free(struct smtp_tx_rcpts **listp)
+{
+	if (*listp == NULL)
+		return;
+	free((*listp)->v);
+	free(*listp);
+	*listp = NULL;
 }
 
 /* Watches the header section of a submitted message for Date: and
@@ -855,6 +900,9 @@ smtp_tx_delivered(struct delivery_job *job)
 	if (job->ok) {
 		if (tx->auth_user[0] != '\0')
 			smtp_tx_rate_slot(tx->auth_user)->count++;
+		/* Client addresses and accounts share the table: an address
+		 * never contains '@', an account always does. */
+		smtp_tx_rate_slot(tx->peer_addr)->count++;
 		log_info("%s smtp delivered id=%s from=<%s%s%s> nrcpt=%zu "
 			 "mailboxes=%zu size=%llu",
 			 tx->session_id, tx->id,
