@@ -39,7 +39,6 @@ static void auth_work_done(void *arg);
 static void auth_on_delay(evutil_socket_t fd, short what, void *arg);
 static void auth_finish(struct auth_request *req, enum auth_result result);
 static void auth_free(struct auth_request *req);
-static void auth_log_name(const char *in, char *out, size_t outlen);
 
 static void
 auth_dummy_init(void)
@@ -96,22 +95,6 @@ auth_work(void *arg)
 	explicit_bzero(req->password, sizeof(req->password));
 }
 
-/* A user name as the client sent it (SASL may carry any octet, CR and LF
- * included) made safe for one log line: printable ASCII only. */
-static void
-auth_log_name(const char *in, char *out, size_t outlen)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		out[i] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
-			     ? '?'
-			     : (char)c;
-	}
-	out[i] = '\0';
-}
 
 static void
 auth_work_done(void *arg)
@@ -129,7 +112,7 @@ auth_work_done(void *arg)
 		auth_finish(req, AUTH_TEMPFAIL);
 		return;
 	}
-	auth_log_name(req->user, name, sizeof(name));
+	util_log_safe(req->user, name, sizeof(name));
 	if (req->known && req->verified) {
 		log_info("auth success user=%s addr=%s", name, req->peer.addr);
 		auth_finish(req, AUTH_OK);

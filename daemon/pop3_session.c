@@ -243,7 +243,6 @@ static void pop3_open_start(struct pop3_session *s, const char *user);
 static void pop3_open_work(void *arg);
 static void pop3_open_done(void *arg);
 static void pop3_forget_login(struct pop3_session *s);
-static void pop3_log_safe(const char *in, char *out, size_t outlen);
 
 /* streamed replies and UPDATE */
 static enum pop3_cmd_result pop3_retr_start(struct pop3_session *s, size_t i,
@@ -598,22 +597,6 @@ pop3_maildrop_totals(const struct pop3_session *s, size_t *n_r,
 	*octets_r = octets;
 }
 
-/* Copies a client-supplied name for a log line: printable ASCII only, no
- * quotes or backslashes, cut at outlen - 1. */
-static void
-pop3_log_safe(const char *in, char *out, size_t outlen)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		out[i] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
-			     ? '?'
-			     : (char)c;
-	}
-	out[i] = '\0';
-}
 
 /* ---- input and dispatch ---- */
 
@@ -1219,7 +1202,7 @@ pop3_auth_plain(struct pop3_session *s, const char *resp, size_t len)
 static enum pop3_cmd_result
 pop3_login_start(struct pop3_session *s, const char *user, const char *password)
 {
-	pop3_log_safe(user, s->login_user, sizeof(s->login_user));
+	util_log_safe(user, s->login_user, sizeof(s->login_user));
 	s->auth =
 	    auth_check(s->srv, &s->peer, user, password,
 		       s->srv->cfg->pop3_auth_fail_delay_ms, pop3_on_auth, s);
@@ -1261,7 +1244,7 @@ pop3_open_start(struct pop3_session *s, const char *user)
 	char local[STORE_LOCAL_MAX + 1], domain[STORE_DOMAIN_MAX + 1];
 	struct pop3_job *job;
 
-	pop3_log_safe(user, s->login_user, sizeof(s->login_user));
+	util_log_safe(user, s->login_user, sizeof(s->login_user));
 	job = xcalloc(1, sizeof(*job));
 	job->s = s;
 	job->kind = JOB_OPEN;

@@ -201,3 +201,20 @@ util_lowercase(char *s)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s + 32);
 }
+
+void
+util_log_safe(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (outlen == 0)
+		return;
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[i] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+			     ? '?'
+			     : (char)c;
+	}
+	out[i] = '\0';
+}

@@ -41,6 +41,11 @@ int util_parse_size(const char *s, uint64_t *out);
 /* Parses a decimal unsigned integer in [min, max]. Returns 0 or -1. */
 int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* Copies a client-supplied string for a log line: printable ASCII only,
+ * with '?' for anything else and for quotes and backslashes, so that it
+ * can neither break the line nor a key="value" field. Cut at outlen - 1. */
+void util_log_safe(const char *in, char *out, size_t outlen);
+
 /* ASCII case-insensitive helpers that do not depend on the locale. */
 int util_strcaseeq(const char *a, const char *b);
 void util_lowercase(char *s);
