@@ -40,6 +40,8 @@
 #define QUEUE_TICK_SECONDS 1
 #define QUEUE_DSN_RETRY 60 /* seconds before retrying a failed DSN */
 #define QUEUE_RELAY_KEY "[relay]"
+/* The reply recorded for a recipient delivered into a local Maildir. */
+#define QUEUE_LOCAL_REPLY "delivered to mailbox"
 
 struct queue_msg {
 	struct queue_env *env;
@@ -167,6 +169,7 @@ static int queue_dsn_build(struct queue_commit *cm, char *path, size_t len,
 static void queue_commit_free(struct queue_commit *cm);
 static int queue_dsn_wanted(const struct queue_env *env,
 			    const struct queue_rcpt *rc);
+static int queue_rcpt_is_local(const struct queue_rcpt *rc);
 
 /* Setup */
 static int queue_read_auth_file(const char *path, char *err, size_t errlen);
@@ -898,6 +901,36 @@ queue_dsn_wanted(const struct queue_env *env, const struct queue_rcpt *rc)
 	return 0;
 }
 
+/* A recipient that queue_add_local_success recorded: final without any
+ * attempt and without a next hop. Remote deliveries always have both. */
+static int
+queue_rcpt_is_local(const struct queue_rcpt *rc)
+{
+	return rc->status == QUEUE_RCPT_SENT && rc->attempts == 0 &&
+	       rc->mta[0] == '\0';
+}
+
+int
+queue_add_local_success(struct queue_env *env, const char *addr, int notify,
+			const char *orcpt)
+{
+	struct queue_rcpt probe, *rc;
+
+	/* The same policy as for queued recipients: SUCCESS asked for,
+	 * not NEVER, never to the null reverse-path. */
+	memset(&probe, 0, sizeof(probe));
+	probe.notify = notify;
+	probe.status = QUEUE_RCPT_SENT;
+	if (!queue_dsn_wanted(env, &probe))
+		return 0;
+	if ((rc = queue_env_add_rcpt(env, addr, notify, orcpt)) == NULL)
+		return -1;
+	rc->status = QUEUE_RCPT_SENT;
+	rc->dsn_owed = 1;
+	strlcpy(rc->reply, QUEUE_LOCAL_REPLY, sizeof(rc->reply));
+	return 1;
+}
+
 static void
 queue_log_result(const struct queue_msg *m, const struct queue_rcpt *rc,
 		 const char *event, const char *tls)
@@ -1148,7 +1181,11 @@ queue_dsn_build(struct queue_commit *cm, char *path, size_t len,
 
 		rcpts[i].final_rcpt = rc->addr;
 		rcpts[i].orcpt = rc->orcpt[0] ? rc->orcpt : NULL;
-		if (rc->status == QUEUE_RCPT_SENT) {
+		if (queue_rcpt_is_local(rc)) {
+			/* RFC 3464 §2.3.3: we put it into the mailbox. */
+			rcpts[i].action = DSN_ACTION_DELIVERED;
+			strlcpy(status[i], "2.0.0", sizeof(status[i]));
+		} else if (rc->status == QUEUE_RCPT_SENT) {
 			rcpts[i].action = DSN_ACTION_RELAYED;
 			dsn_status_from_reply(rc->reply, status[i],
 					      sizeof(status[i]));
@@ -1181,8 +1218,11 @@ queue_dsn_build(struct queue_commit *cm, char *path, size_t len,
 	r.envid = env->envid[0] ? env->envid : NULL;
 	r.arrival = (time_t)env->arrival;
 	r.date = time(NULL);
-	r.return_full = dsn_return_full(env->ret, any_failed, env->size,
-					cm->bounce_size_limit);
+	/* RFC 3461 §4.3: RET applies to reports of failures only; a report
+	 * without any failure returns the header only, whatever RET says. */
+	r.return_full =
+	    any_failed && dsn_return_full(env->ret, any_failed, env->size,
+					  cm->bounce_size_limit);
 	r.rcpts = rcpts;
 	r.nrcpt = cm->ndsn;
 

@@ -351,7 +351,7 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 	const struct config *cfg = tx->srv->cfg;
 	char addr[STORE_ADDRESS_MAX + 8], domain[SMTP_DOMAIN_MAX + 1];
 	const char *error = NULL;
-	size_t n = 0, i, usable = 0;
+	size_t n = 0, i, usable = 0, nlocal = 0;
 	enum parse_result r;
 	enum store_rcpt res;
 
@@ -472,7 +472,12 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 					targets[i].local) == -1)
 			continue;
 		usable++;
+		nlocal++;
 	}
+	/* RFC 3461 §4.1: delivered here, so the success report is ours to
+	 * give (alias targets elsewhere carry NOTIFY on and report there). */
+	if (nlocal > 0 && (params.notify & DSN_NOTIFY_SUCCESS))
+		smtp_tx_rcpts_add(&tx->notify_local, addr, &params);
 	if (usable == 0)
 		return reply[0] == '5' && strncmp(reply, "550 5.1.1", 9) == 0
 			       ? SMTP_TX_UNKNOWN_USER
@@ -923,12 +928,16 @@ smtp_tx_delivered(struct delivery_job *job)
 	tx->done(tx->done_arg, reply);
 }
 
-/* The outbound queue's envelope for the remote recipients, under the
- * transaction's id so that "queued as" and the queue log lines match. */
+/* The outbound queue's envelope, under the transaction's id so that
+ * "queued as" and the queue log lines match: the remote recipients, and
+ * the local ones that owe a success report (queue_add_local_success: the
+ * queue sends those reports once the delivery is durable). Returns NULL
+ * when nothing is to be queued. */
 static struct queue_env *
 smtp_tx_queue_env(struct smtp_tx *tx, uint64_t size_crlf)
 {
 	struct queue_env *env = queue_env_new();
+	const struct smtp_tx_rcpt *rc;
 	size_t i;
 
 	strlcpy(env->id, tx->id, sizeof(env->id));
@@ -942,12 +951,24 @@ smtp_tx_queue_env(struct smtp_tx *tx, uint64_t size_crlf)
 	env->body_8bit = tx->params.body == SMTP_BODY_8BITMIME;
 	env->size = size_crlf;
 	strlcpy(env->auth, tx->auth_user, sizeof(env->auth));
-	for (i = 0; i < tx->nremote; i++)
-		queue_env_add_rcpt(env, tx->remote[i].addr,
-				   tx->remote[i].params.notify,
-				   tx->remote[i].params.orcpt[0]
-				       ? tx->remote[i].params.orcpt
-				       : NULL);
+	for (i = 0; i < smtp_tx_rcpts_count(tx->remote); i++) {
+		rc = &tx->remote->v[i];
+		queue_env_add_rcpt(env, rc->addr, rc->params.notify,
+				   rc->params.orcpt[0] ? rc->params.orcpt
+						       : NULL);
+	}
+	for (i = 0; i < smtp_tx_rcpts_count(tx->notify_local); i++) {
+		rc = &tx->notify_local->v[i];
+		if (queue_add_local_success(env, rc->addr, rc->params.notify,
+					    rc->params.orcpt[0]
+						? rc->params.orcpt
+						: NULL) == -1)
+			log_warnx("%s smtp dsn-skipped id=%s rcpt=<%s> "
+				  "reason=\"address too long\"",
+				  tx->session_id, tx->id, rc->addr);
+	}
+	if (env->nrcpt == 0)
+		queue_env_free(&env);
 	return env;
 }
 
@@ -994,7 +1015,8 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	tx->job.nmaildirs = tx->nmaildirs;
 	tx->job.name = tx->name;
 	queue_env_free(&tx->qenv);
-	if (tx->nremote > 0)
+	if (smtp_tx_rcpts_count(tx->remote) + smtp_tx_rcpts_count(
+						   tx->notify_local) > 0)
 		tx->qenv = smtp_tx_queue_env(tx, size_crlf);
 	tx->job.queue_env = tx->qenv;
 	tx->job.done = smtp_tx_delivered;
