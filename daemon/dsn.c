@@ -118,9 +118,9 @@ int
 dsn_return_full(int ret, int any_failed, unsigned long long size,
 		unsigned long long size_limit)
 {
-	if (ret == DSN_RET_HDRS)
-		return 0;
-	if (ret != DSN_RET_FULL && !any_failed)
+	/* RFC 3461 §4.3: a report without failures SHOULD carry only the
+	 * headers, whatever RET asked. */
+	if (ret == DSN_RET_HDRS || !any_failed)
 		return 0;
 	return size <= size_limit;
 }

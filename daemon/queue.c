@@ -1218,11 +1218,8 @@ queue_dsn_build(struct queue_commit *cm, char *path, size_t len,
 	r.envid = env->envid[0] ? env->envid : NULL;
 	r.arrival = (time_t)env->arrival;
 	r.date = time(NULL);
-	/* RFC 3461 §4.3: RET applies to reports of failures only; a report
-	 * without any failure returns the header only, whatever RET says. */
-	r.return_full =
-	    any_failed && dsn_return_full(env->ret, any_failed, env->size,
-					  cm->bounce_size_limit);
+	r.return_full = dsn_return_full(env->ret, any_failed, env->size,
+					cm->bounce_size_limit);
 	r.rcpts = rcpts;
 	r.nrcpt = cm->ndsn;
 

@@ -124,7 +124,7 @@ test_return_full(void)
 {
 	CHECK(dsn_return_full(DSN_RET_NONE, 1, 100, 1000) == 1);
 	CHECK(dsn_return_full(DSN_RET_NONE, 0, 100, 1000) == 0);
-	CHECK(dsn_return_full(DSN_RET_FULL, 0, 100, 1000) == 1);
+	CHECK(dsn_return_full(DSN_RET_FULL, 0, 100, 1000) == 0);
 	CHECK(dsn_return_full(DSN_RET_HDRS, 1, 100, 1000) == 0);
 	CHECK(dsn_return_full(DSN_RET_FULL, 1, 5000, 1000) == 0);
 }
