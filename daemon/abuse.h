@@ -11,11 +11,11 @@
 #include "server.h"
 
 enum abuse_kind {
-	ABUSE_AUTH_FAILURE,       /* wrong password (SMTP AUTH or POP3) */
-	ABUSE_UNKNOWN_RECIPIENT,  /* address harvesting */
-	ABUSE_PREGREET,           /* talked before the greeting */
-	ABUSE_SMUGGLING,          /* bare CR/LF in DATA */
-	ABUSE_BAD_COMMANDS,       /* disconnected for too many errors */
+	ABUSE_AUTH_FAILURE,	 /* wrong password (SMTP AUTH or POP3) */
+	ABUSE_UNKNOWN_RECIPIENT, /* address harvesting */
+	ABUSE_PREGREET,		 /* talked before the greeting */
+	ABUSE_SMUGGLING,	 /* bare CR/LF in DATA */
+	ABUSE_BAD_COMMANDS,	 /* disconnected for too many errors */
 };
 #define ABUSE_KINDS 5
 

@@ -19,8 +19,8 @@ struct auth_request {
 	char user[STORE_ADDRESS_MAX];
 	char password[SASL_PASSWORD_MAX];
 	char hash[STORE_HASH_MAX];
-	int known;              /* the mailbox exists and is enabled */
-	int verified;           /* set by the worker */
+	int known;    /* the mailbox exists and is enabled */
+	int verified; /* set by the worker */
 	int store_error;
 	int cancelled;
 	int in_worker;
@@ -94,7 +94,6 @@ auth_work(void *arg)
 	}
 	explicit_bzero(req->password, sizeof(req->password));
 }
-
 
 static void
 auth_work_done(void *arg)

@@ -11,8 +11,8 @@
 
 enum auth_result {
 	AUTH_OK,
-	AUTH_FAILED,    /* unknown user, wrong password or disabled */
-	AUTH_TEMPFAIL,  /* the store could not be read */
+	AUTH_FAILED,   /* unknown user, wrong password or disabled */
+	AUTH_TEMPFAIL, /* the store could not be read */
 };
 
 struct auth_request;

@@ -48,56 +48,58 @@ struct config_abuse {
 
 struct config {
 	/* [server] */
-	char hostname[256];         /* default: gethostname() */
-	char data_dir[1024];        /* default: /var/lib/postern */
-	uint64_t max_connections;   /* all protocols; default 10000 */
+	char hostname[256];		 /* default: gethostname() */
+	char data_dir[1024];		 /* default: /var/lib/postern */
+	uint64_t max_connections;	 /* all protocols; default 10000 */
 	uint64_t max_connections_per_ip; /* default 50 */
-	uint64_t worker_threads;    /* default 4 */
+	uint64_t worker_threads;	 /* default 4 */
 
 	/* [log] */
-	int log_level;              /* level = warning|info|debug; default info */
+	int log_level; /* level = warning|info|debug; default info */
 
 	/* [smtp] */
 	struct config_listen_list smtp_listen; /* default 0.0.0.0:25 */
-	uint64_t smtp_max_message_size;  /* bytes; default 26214400 (25M) */
-	uint64_t smtp_max_recipients;    /* per transaction; default 100 */
-	uint64_t smtp_max_command_line;  /* octets incl. CRLF; default 512 */
-	uint64_t smtp_max_text_line;     /* octets incl. CRLF; default 1000 */
-	uint64_t smtp_max_bad_commands;  /* default 20 */
+	uint64_t smtp_max_message_size; /* bytes; default 26214400 (25M) */
+	uint64_t smtp_max_recipients;	/* per transaction; default 100 */
+	uint64_t smtp_max_command_line; /* octets incl. CRLF; default 512 */
+	uint64_t smtp_max_text_line;	/* octets incl. CRLF; default 1000 */
+	uint64_t smtp_max_bad_commands; /* default 20 */
 	uint64_t smtp_max_unknown_recipients; /* per session; default 20 */
-	uint64_t smtp_max_messages_per_ip; /* per client address and hour,
-	                                      all ports; 0 = no limit (default) */
-	uint64_t smtp_idle_timeout;      /* seconds; default 300 */
-	uint64_t smtp_data_timeout;      /* seconds; default 600 */
-	uint64_t smtp_pregreet_wait_ms;  /* 0 disables; default 0 */
-	int smtp_pregreet_reject;        /* pregreet_action = reject|log; default reject */
+	uint64_t
+	    smtp_max_messages_per_ip;	/* per client address and hour,
+					   all ports; 0 = no limit (default) */
+	uint64_t smtp_idle_timeout;	/* seconds; default 300 */
+	uint64_t smtp_data_timeout;	/* seconds; default 600 */
+	uint64_t smtp_pregreet_wait_ms; /* 0 disables; default 0 */
+	int smtp_pregreet_reject;	/* pregreet_action = reject|log; default
+					   reject */
 
 	/* [pop3] */
 	struct config_listen_list pop3_listen; /* default 0.0.0.0:110 */
-	uint64_t pop3_max_command_line;  /* octets incl. CRLF; default 255 */
-	uint64_t pop3_max_bad_commands;  /* default 10 */
-	uint64_t pop3_idle_timeout;      /* seconds; default 600 */
+	uint64_t pop3_max_command_line;	  /* octets incl. CRLF; default 255 */
+	uint64_t pop3_max_bad_commands;	  /* default 10 */
+	uint64_t pop3_idle_timeout;	  /* seconds; default 600 */
 	uint64_t pop3_auth_fail_delay_ms; /* default 2000 */
-	int pop3_allow_plaintext;        /* allow_plaintext_auth = yes|no: logins
-	                                    without TLS from anywhere; default no */
+	int pop3_allow_plaintext; /* allow_plaintext_auth = yes|no: logins
+				     without TLS from anywhere; default no */
 
 	/* [tls] */
-	char tls_cert[1024];             /* PEM chain; empty = no TLS */
+	char tls_cert[1024]; /* PEM chain; empty = no TLS */
 	char tls_key[1024];
 
 	/* [submission] (587, STARTTLS) and [submissions] (465, implicit
 	 * TLS, RFC 8314); [pop3s] (995, implicit TLS). */
 	struct config_listen_list submission_listen;  /* default none */
 	struct config_listen_list submissions_listen; /* default none */
-	struct config_listen_list pop3s_listen;       /* default none */
+	struct config_listen_list pop3s_listen;	      /* default none */
 	uint64_t submission_max_messages_per_hour;    /* per account; 200 */
-	uint64_t submission_max_recipients;           /* per message; 100 */
+	uint64_t submission_max_recipients;	      /* per message; 100 */
 
 	/* [auth] */
-	int auth_plaintext_loopback;  /* plaintext_on_loopback = yes|no;
-	                                 default no */
-	int smtp_auth_on_mx;          /* [smtp] auth = yes|no; default no */
-	uint64_t auth_fail_delay_ms;  /* [auth] fail_delay; default 2000 */
+	int auth_plaintext_loopback; /* plaintext_on_loopback = yes|no;
+					default no */
+	int smtp_auth_on_mx;	     /* [smtp] auth = yes|no; default no */
+	uint64_t auth_fail_delay_ms; /* [auth] fail_delay; default 2000 */
 
 	/* [server] durability = syncfs|fsync: the barrier before a 250
 	 * (delivery.h); default syncfs. */

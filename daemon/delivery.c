@@ -15,14 +15,14 @@
 
 static struct server *delivery_srv;
 static int delivery_mode;
-static int delivery_dirfd = -1;         /* data_dir, for syncfs */
+static int delivery_dirfd = -1; /* data_dir, for syncfs */
 static struct delivery_job *delivery_waiting, **delivery_waiting_tail;
 static struct delivery_job *delivery_batch; /* in flight on a worker */
 
 static int delivery_link(const char *spool_path, const char *const *maildirs,
 			 size_t n, const char *name, char *err, size_t errlen);
 static void delivery_error(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void delivery_start_batch(void);
 static void delivery_batch_work(void *arg);
 static void delivery_batch_done(void *arg);
@@ -41,8 +41,7 @@ delivery_unqueue(struct delivery_job *job)
 		return;
 	if (queue_spool_remove(delivery_srv->cfg->data_dir, job->queue_id, 0,
 			       err, sizeof(err)) == -1)
-		log_warnx("queue: cannot take back %s: %s", job->queue_id,
-			  err);
+		log_warnx("queue: cannot take back %s: %s", job->queue_id, err);
 	job->queue_id[0] = '\0';
 }
 
@@ -71,8 +70,8 @@ delivery_init(struct server *srv, int mode)
 	delivery_mode = mode;
 	delivery_waiting = NULL;
 	delivery_waiting_tail = &delivery_waiting;
-	delivery_dirfd = open(srv->cfg->data_dir,
-			      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	delivery_dirfd =
+	    open(srv->cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return delivery_dirfd == -1 ? -1 : 0;
 }
 
@@ -112,7 +111,8 @@ delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 		/* One flush of the file system covers every file and every
 		 * directory entry of the batch. */
 		if (syncfs(delivery_dirfd) == -1) {
-			delivery_error(err, errlen, "syncfs: %s", strerror(errno));
+			delivery_error(err, errlen, "syncfs: %s",
+				       strerror(errno));
 			return -1;
 		}
 		return 0;
@@ -122,8 +122,8 @@ delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 			continue;
 		fd = open(job->spool_path, O_RDONLY | O_CLOEXEC);
 		if (fd == -1 || fsync(fd) == -1) {
-			delivery_error(err, errlen, "fsync %s: %s", job->spool_path,
-				 strerror(errno));
+			delivery_error(err, errlen, "fsync %s: %s",
+				       job->spool_path, strerror(errno));
 			if (fd != -1)
 				close(fd);
 			return -1;
@@ -157,8 +157,8 @@ delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 			if (snprintf(path, sizeof(path), "%s/new",
 				     job->maildirs[i]) >= (int)sizeof(path) ||
 			    util_fsync_dir(path) == -1) {
-				delivery_error(err, errlen, "fsync %s: %s", path,
-					 strerror(errno));
+				delivery_error(err, errlen, "fsync %s: %s",
+					       path, strerror(errno));
 				return -1;
 			}
 		}
@@ -180,8 +180,8 @@ delivery_batch_work(void *arg)
 		/* Remote recipients first: the queue entry is a hard link of
 		 * the spool file, made durable by the same barrier. */
 		if (job->queue_env &&
-		    queue_spool_store(data_dir, job->spool_path,
-				      job->queue_env, job->queue_id, job->err,
+		    queue_spool_store(data_dir, job->spool_path, job->queue_env,
+				      job->queue_id, job->err,
 				      sizeof(job->err)) == -1)
 			job->ok = 0;
 		if (job->ok && job->nmaildirs > 0 &&

@@ -14,18 +14,18 @@
 #include "server.h"
 #include "util.h"
 
-#define DELIVERY_SYNCFS 0   /* one syncfs(2) per batch */
-#define DELIVERY_FSYNC 1    /* fsync each file and each new/ directory */
+#define DELIVERY_SYNCFS 0 /* one syncfs(2) per batch */
+#define DELIVERY_FSYNC 1  /* fsync each file and each new/ directory */
 
 struct delivery_job {
 	/* Filled by the caller, who keeps them alive until done runs. */
-	const char *spool_path;          /* finished message, LF line ends */
-	const char *const *maildirs;     /* deduplicated target Maildirs */
+	const char *spool_path;	     /* finished message, LF line ends */
+	const char *const *maildirs; /* deduplicated target Maildirs */
 	size_t nmaildirs;
-	const char *name;                /* maildir_unique_name() result */
-	struct queue_env *queue_env;     /* remote recipients, or NULL: the
-					    message also goes into the
-					    outbound queue (env->id set) */
+	const char *name;	     /* maildir_unique_name() result */
+	struct queue_env *queue_env; /* remote recipients, or NULL: the
+					message also goes into the
+					outbound queue (env->id set) */
 	void (*done)(struct delivery_job *job); /* on the loop thread */
 	void *arg;
 	/* Results, valid in done: ok = on disk everywhere, durably. */

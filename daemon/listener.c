@@ -27,7 +27,7 @@ enum listener_proto {
 };
 
 static const char *const listener_names[] = {
-	"smtp", "submission", "submissions", "pop3", "pop3s",
+    "smtp", "submission", "submissions", "pop3", "pop3s",
 };
 
 struct listener {
@@ -198,7 +198,8 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	pc = *pp;
 	if (pc && pc->count >= srv->cfg->max_connections_per_ip) {
 		log_warnx("listener: refused addr=%s "
-			  "reason=max-connections-per-ip", peer.addr);
+			  "reason=max-connections-per-ip",
+			  peer.addr);
 		listener_refuse(fd, l->proto, srv,
 				"too many connections from your address");
 		return;
@@ -252,8 +253,8 @@ listener_open_one(struct server *srv, enum listener_proto proto,
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	err = getaddrinfo(addr->host[0] ? addr->host : NULL, addr->port,
-			  &hints, &res);
+	err = getaddrinfo(addr->host[0] ? addr->host : NULL, addr->port, &hints,
+			  &res);
 	if (err != 0) {
 		log_warnx("listen %s %s:%s: %s", name, addr->host, addr->port,
 			  gai_strerror(err));
@@ -282,10 +283,9 @@ listener_open_one(struct server *srv, enum listener_proto proto,
 	l = xcalloc(1, sizeof(*l));
 	l->srv = srv;
 	l->proto = proto;
-	l->evl = evconnlistener_new(srv->base, listener_on_accept, l,
-				    LEV_OPT_CLOSE_ON_FREE |
-					    LEV_OPT_CLOSE_ON_EXEC,
-				    -1, fd);
+	l->evl = evconnlistener_new(
+	    srv->base, listener_on_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (l->evl == NULL) {
 		close(fd);
 		free(l);
@@ -306,11 +306,11 @@ listener_open_all(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	const struct config_listen_list *lists[] = {
-		[LISTENER_SMTP] = &cfg->smtp_listen,
-		[LISTENER_SUBMISSION] = &cfg->submission_listen,
-		[LISTENER_SUBMISSIONS] = &cfg->submissions_listen,
-		[LISTENER_POP3] = &cfg->pop3_listen,
-		[LISTENER_POP3S] = &cfg->pop3s_listen,
+	    [LISTENER_SMTP] = &cfg->smtp_listen,
+	    [LISTENER_SUBMISSION] = &cfg->submission_listen,
+	    [LISTENER_SUBMISSIONS] = &cfg->submissions_listen,
+	    [LISTENER_POP3] = &cfg->pop3_listen,
+	    [LISTENER_POP3S] = &cfg->pop3s_listen,
 	};
 	size_t p, i;
 

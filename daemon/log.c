@@ -44,8 +44,9 @@ log_vwrite(const char *level, const char *fmt, va_list ap, const char *suffix)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	fprintf(stderr, "%s.%03ldZ %s %s: %s%s%s\n", stamp, ts.tv_nsec / 1000000,
-		log_ident, level, msg, suffix ? ": " : "", suffix ? suffix : "");
+	fprintf(stderr, "%s.%03ldZ %s %s: %s%s%s\n", stamp,
+		ts.tv_nsec / 1000000, log_ident, level, msg, suffix ? ": " : "",
+		suffix ? suffix : "");
 }
 
 #define LOG_BODY(lvl, name, suffix)                                            \

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define MAILDIR_NAME_MAX 255
-#define MAILDIR_UIDL_MAX 70     /* RFC 1939 §7: 1..70 chars 0x21..0x7E */
+#define MAILDIR_UIDL_MAX 70 /* RFC 1939 §7: 1..70 chars 0x21..0x7E */
 
 /* Builds data_dir/mail/<domain>/<local> into buf. Refuses (returns -1)
  * components that are empty, ".", "..", contain '/' or NUL, or would not
@@ -41,14 +41,14 @@ int maildir_deliver(const char *spool_path, const char *const *maildirs,
  * rolling back on failure, but makes nothing durable: the caller issues
  * one barrier for a whole batch. Returns 0, or -1 with a message in err.
  * Blocking: call from a worker thread. */
-int maildir_link(const char *spool_path, const char *const *maildirs,
-		 size_t n, const char *name, char *err, size_t errlen);
+int maildir_link(const char *spool_path, const char *const *maildirs, size_t n,
+		 const char *name, char *err, size_t errlen);
 
 /* One message of a maildrop, as POP3 sees it. */
 struct maildir_msg {
-	char *rel;                     /* "new/NAME" or "cur/NAME", owned */
+	char *rel;			 /* "new/NAME" or "cur/NAME", owned */
 	char uidl[MAILDIR_UIDL_MAX + 1]; /* stable across sessions */
-	uint64_t size;                 /* octets with CRLF line ends */
+	uint64_t size;			 /* octets with CRLF line ends */
 };
 
 /* Lists new/ and cur/ of path, oldest first (by name). Sizes come from W=

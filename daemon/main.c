@@ -280,9 +280,9 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"check-config", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *conf_path = CONFIG_DEFAULT_PATH;
 	struct config cfg;
@@ -326,8 +326,9 @@ main(int argc, char **argv)
 		return problems ? 1 : 0;
 	}
 	if (problems) {
-		fprintf(stderr, "posternd: %d configuration problem%s, not "
-				"starting\n",
+		fprintf(stderr,
+			"posternd: %d configuration problem%s, not "
+			"starting\n",
 			problems, problems == 1 ? "" : "s");
 		return 1;
 	}
@@ -381,8 +382,8 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	for (i = 0; sigs[i]; i++) {
-		ev_sig[i] = evsignal_new(srv.base, sigs[i], main_on_signal,
-					 &srv);
+		ev_sig[i] =
+		    evsignal_new(srv.base, sigs[i], main_on_signal, &srv);
 		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) == -1)
 			fatalx("cannot watch signal %d", sigs[i]);
 	}

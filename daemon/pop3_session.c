@@ -597,7 +597,6 @@ pop3_maildrop_totals(const struct pop3_session *s, size_t *n_r,
 	*octets_r = octets;
 }
 
-
 /* ---- input and dispatch ---- */
 
 static void

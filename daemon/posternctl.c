@@ -343,9 +343,9 @@ ctl_queue_release(struct ctl *c, int argc, char **argv)
 	char err[ERR_LEN];
 
 	(void)argc;
-	return ctl_queue_result(queue_admin_release(c->cfg.data_dir, argv[0],
-						    err, sizeof(err)),
-				err);
+	return ctl_queue_result(
+	    queue_admin_release(c->cfg.data_dir, argv[0], err, sizeof(err)),
+	    err);
 }
 
 static int
@@ -354,9 +354,9 @@ ctl_queue_delete(struct ctl *c, int argc, char **argv)
 	char err[ERR_LEN];
 
 	(void)argc;
-	return ctl_queue_result(queue_admin_delete(c->cfg.data_dir, argv[0],
-						   err, sizeof(err)),
-				err);
+	return ctl_queue_result(
+	    queue_admin_delete(c->cfg.data_dir, argv[0], err, sizeof(err)),
+	    err);
 }
 
 /* ------------------------------------------------------------------ */

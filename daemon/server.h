@@ -20,16 +20,16 @@ struct server {
 	struct config *cfg;
 	struct store *store;
 	struct worker_pool *workers;
-	struct filter *filter;      /* bans and limits at accept (filter.h) */
-	char spool_dir[1100];       /* data_dir/spool: DATA in progress */
-	uint64_t connections;       /* open sessions, all protocols */
+	struct filter *filter; /* bans and limits at accept (filter.h) */
+	char spool_dir[1100];  /* data_dir/spool: DATA in progress */
+	uint64_t connections;  /* open sessions, all protocols */
 };
 
 /* A client's address in printable form, for logs and Received headers. */
 struct peer {
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	char addr[64];              /* "192.0.2.1" or "2001:db8::1" */
+	char addr[64]; /* "192.0.2.1" or "2001:db8::1" */
 	char port[8];
 };
 

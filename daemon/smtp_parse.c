@@ -59,13 +59,11 @@ static enum parse_result parse_address_literal(const char **pp,
 /* ESMTP parameters: RFC 5321 §4.1.2 Mail-parameters / Rcpt-parameters. */
 static int parse_param_next(const char **pp, struct esmtp_param *prm,
 			    const char **error_r);
-static enum parse_result parse_envelope(const char *args, const char *keyword,
-				       int is_rcpt,
-				       const struct esmtp_param_def *defs,
-				       size_t ndefs, void *params,
-				       size_t params_size,
-				       struct smtp_path *path,
-				       const char **error_r);
+static enum parse_result
+parse_envelope(const char *args, const char *keyword, int is_rcpt,
+	       const struct esmtp_param_def *defs, size_t ndefs, void *params,
+	       size_t params_size, struct smtp_path *path,
+	       const char **error_r);
 static enum parse_result parse_params(const char *p,
 				      const struct esmtp_param_def *defs,
 				      size_t ndefs, void *out,
@@ -935,8 +933,7 @@ bad:
 static enum parse_result
 parse_envelope(const char *args, const char *keyword, int is_rcpt,
 	       const struct esmtp_param_def *defs, size_t ndefs, void *params,
-	       size_t params_size, struct smtp_path *path,
-	       const char **error_r)
+	       size_t params_size, struct smtp_path *path, const char **error_r)
 {
 	const char *p = args;
 	size_t kwlen = strlen(keyword);
@@ -971,7 +968,7 @@ smtp_parse_mail(const char *args, struct smtp_path *path,
 {
 	return parse_envelope(args, "FROM:", 0, mail_param_defs,
 			      sizeof(mail_param_defs) /
-				      sizeof(mail_param_defs[0]),
+				  sizeof(mail_param_defs[0]),
 			      params, sizeof(*params), path, error_r);
 }
 
@@ -982,7 +979,7 @@ smtp_parse_rcpt(const char *args, struct smtp_path *path,
 {
 	return parse_envelope(args, "TO:", 1, rcpt_param_defs,
 			      sizeof(rcpt_param_defs) /
-				      sizeof(rcpt_param_defs[0]),
+				  sizeof(rcpt_param_defs[0]),
 			      params, sizeof(*params), path, error_r);
 }
 

@@ -9,9 +9,9 @@
 
 enum parse_result {
 	PARSE_OK = 0,
-	PARSE_AGAIN,     /* need more bytes */
-	PARSE_INVALID,   /* syntax error; detail in *error_r */
-	PARSE_TOO_LONG,  /* a length limit was exceeded */
+	PARSE_AGAIN,	/* need more bytes */
+	PARSE_INVALID,	/* syntax error; detail in *error_r */
+	PARSE_TOO_LONG, /* a length limit was exceeded */
 };
 
 #define SMTP_VERB_MAX 15
@@ -23,8 +23,7 @@ enum parse_result {
  * letters. */
 enum parse_result smtp_parse_command(const char *line, size_t len,
 				     char verb[SMTP_VERB_MAX + 1],
-				     const char **args_r,
-				     const char **error_r);
+				     const char **args_r, const char **error_r);
 
 #define SMTP_LOCAL_MAX 64
 #define SMTP_DOMAIN_MAX 255
@@ -35,11 +34,11 @@ enum parse_result smtp_parse_command(const char *line, size_t len,
  * Address literals ([192.0.2.1], [IPv6:...]) are kept with brackets in
  * domain and flagged. */
 struct smtp_path {
-	int null;                 /* "<>" */
+	int null; /* "<>" */
 	int quoted;
 	int had_route;
 	int domain_literal;
-	int utf8;                 /* non-ASCII octets present (SMTPUTF8) */
+	int utf8; /* non-ASCII octets present (SMTPUTF8) */
 	char local[SMTP_LOCAL_MAX + 1];
 	char domain[SMTP_DOMAIN_MAX + 1]; /* lower-cased unless literal */
 };
@@ -49,17 +48,17 @@ struct smtp_path {
 #define SMTP_BODY_BINARYMIME 2
 
 struct smtp_mail_params {
-	uint64_t size;            /* SIZE=, 0 when absent */
+	uint64_t size; /* SIZE=, 0 when absent */
 	int has_size;
-	int body;                 /* SMTP_BODY_* */
+	int body; /* SMTP_BODY_* */
 	int smtputf8;
 	/* DSN (RFC 3461) parameters are parsed for issue 3: */
-	int ret;                  /* 0 none, 1 FULL, 2 HDRS */
+	int ret; /* 0 none, 1 FULL, 2 HDRS */
 	char envid[101];
 };
 
 struct smtp_rcpt_params {
-	int notify;               /* bit 1 NEVER, 2 SUCCESS, 4 FAILURE, 8 DELAY */
+	int notify; /* bit 1 NEVER, 2 SUCCESS, 4 FAILURE, 8 DELAY */
 	char orcpt[501];
 };
 
@@ -89,12 +88,12 @@ enum parse_result smtp_parse_bdat(const char *args, uint64_t *size_r,
  * included), sets a sticky error flag but never ends the message: only the
  * real CRLF.CRLF does, so no smuggling variant can end DATA early. */
 struct smtp_body {
-	int mode;                 /* SMTP_BODY_MODE_* */
-	int state;                /* internal */
-	size_t line_len;          /* octets of the current line so far */
+	int mode;	 /* SMTP_BODY_MODE_* */
+	int state;	 /* internal */
+	size_t line_len; /* octets of the current line so far */
 	size_t max_line;
-	uint64_t lines;           /* LF written so far */
-	uint64_t out_bytes;       /* octets written (LF line ends) */
+	uint64_t lines;			/* LF written so far */
+	uint64_t out_bytes;		/* octets written (LF line ends) */
 	int bare_cr, bare_lf, too_long; /* sticky errors */
 };
 
@@ -102,8 +101,8 @@ struct smtp_body {
 #define SMTP_BODY_MODE_BDAT 1
 
 enum smtp_body_result {
-	SMTP_BODY_MORE,           /* all input consumed, message goes on */
-	SMTP_BODY_END,            /* DATA ended; *consumed_r says where */
+	SMTP_BODY_MORE, /* all input consumed, message goes on */
+	SMTP_BODY_END,	/* DATA ended; *consumed_r says where */
 };
 
 void smtp_body_init(struct smtp_body *b, int mode, size_t max_line);

@@ -26,32 +26,32 @@
 
 /* States, as bits so that a table row can allow several. */
 #define SMTP_STATE_CONNECTED 0x01 /* before EHLO/HELO */
-#define SMTP_STATE_GREETED 0x02   /* EHLO/HELO seen, no transaction */
-#define SMTP_STATE_MAIL 0x04      /* MAIL accepted, no recipient yet */
-#define SMTP_STATE_RCPT 0x08      /* at least one recipient */
-#define SMTP_STATE_BDAT 0x10      /* BDAT chunks under way */
+#define SMTP_STATE_GREETED 0x02	  /* EHLO/HELO seen, no transaction */
+#define SMTP_STATE_MAIL 0x04	  /* MAIL accepted, no recipient yet */
+#define SMTP_STATE_RCPT 0x08	  /* at least one recipient */
+#define SMTP_STATE_BDAT 0x10	  /* BDAT chunks under way */
 #define SMTP_STATE_ANY 0x1f
 
 /* How input bytes are read. */
 enum smtp_input {
 	SMTP_INPUT_COMMAND,
-	SMTP_INPUT_SKIP_LINE,     /* rest of an over-long command line */
-	SMTP_INPUT_DATA,          /* DATA body up to CRLF.CRLF */
-	SMTP_INPUT_BDAT,          /* a BDAT chunk of known size */
-	SMTP_INPUT_BDAT_DISCARD,  /* a refused BDAT chunk, then a reply */
-	SMTP_INPUT_AUTH,          /* a SASL response line (RFC 4954 §4) */
+	SMTP_INPUT_SKIP_LINE,	 /* rest of an over-long command line */
+	SMTP_INPUT_DATA,	 /* DATA body up to CRLF.CRLF */
+	SMTP_INPUT_BDAT,	 /* a BDAT chunk of known size */
+	SMTP_INPUT_BDAT_DISCARD, /* a refused BDAT chunk, then a reply */
+	SMTP_INPUT_AUTH,	 /* a SASL response line (RFC 4954 §4) */
 };
 
-#define SMTP_AUTH_LINE_MAX 12288  /* RFC 4954 §4 */
+#define SMTP_AUTH_LINE_MAX 12288 /* RFC 4954 §4 */
 #define SMTP_AUTH_PLAIN 1
 #define SMTP_AUTH_LOGIN 2
 
 /* Handler results (CONVENTIONS.md §3). */
 enum smtp_cmd_result {
 	CMD_DONE,
-	CMD_PENDING,  /* an asynchronous step runs; stop reading */
-	CMD_CLOSE,    /* close once the reply is sent */
-	CMD_BAD,      /* the reply was an error: counts as a bad command */
+	CMD_PENDING, /* an asynchronous step runs; stop reading */
+	CMD_CLOSE,   /* close once the reply is sent */
+	CMD_BAD,     /* the reply was an error: counts as a bad command */
 };
 
 #define SMTP_OUTPUT_HIWAT (256 * 1024)
@@ -68,7 +68,7 @@ struct smtp_session {
 	int esmtp;
 	struct smtp_tx *tx;
 
-	uint64_t bdat_left;            /* octets of the current chunk */
+	uint64_t bdat_left; /* octets of the current chunk */
 	uint64_t bdat_size;
 	int bdat_last;
 	char bdat_reply[SMTP_REPLY_MAX]; /* for a discarded chunk */
@@ -76,26 +76,26 @@ struct smtp_session {
 	unsigned bad_commands;
 	unsigned unknown_rcpts;
 	unsigned messages;
-	int greeted;                   /* the 220 has been sent */
-	int closing;                   /* no more input; free when flushed */
+	int greeted; /* the 220 has been sent */
+	int closing; /* no more input; free when flushed */
 	int free_scheduled;
-	int tls_notify_sent;           /* close_notify sent */
-	int output_blocked;            /* reading paused for output */
+	int tls_notify_sent; /* close_notify sent */
+	int output_blocked;  /* reading paused for output */
 	struct event *ev_greet;
 
 	enum smtp_listener_kind kind;
-	int tls;                       /* the connection is encrypted */
-	char tls_info[128];            /* "TLSv1.3:TLS_AES_..." */
+	int tls;			   /* the connection is encrypted */
+	char tls_info[128];		   /* "TLSv1.3:TLS_AES_..." */
 	char auth_user[STORE_ADDRESS_MAX]; /* empty until AUTH succeeds */
-	struct auth_request *auth;     /* credential check in flight */
-	int auth_mech;                 /* SASL exchange under way */
+	struct auth_request *auth;	   /* credential check in flight */
+	int auth_mech;			   /* SASL exchange under way */
 	char auth_login_user[SASL_FIELD_MAX];
 };
 
 struct smtp_command {
 	const char *verb;
 	unsigned states;
-	const char *wrong_state;       /* reply when not in states */
+	const char *wrong_state; /* reply when not in states */
 	enum smtp_cmd_result (*handler)(struct smtp_session *s,
 					const char *args);
 };
@@ -130,33 +130,33 @@ static enum smtp_cmd_result smtp_cmd_auth(struct smtp_session *s,
 /* The only place that knows the commands. RFC 5321 §4.1.4 for the order
  * rules; BDAT per RFC 3030 §2. */
 static const struct smtp_command smtp_commands[] = {
-	{"EHLO", SMTP_STATE_ANY, NULL, smtp_cmd_ehlo},
-	{"HELO", SMTP_STATE_ANY, NULL, smtp_cmd_helo},
-	{"MAIL", SMTP_STATE_GREETED,
-	 "503 5.5.1 Error: send HELO/EHLO first or finish the transaction",
-	 smtp_cmd_mail},
-	{"RCPT", SMTP_STATE_MAIL | SMTP_STATE_RCPT,
-	 "503 5.5.1 Error: need MAIL command", smtp_cmd_rcpt},
-	{"DATA", SMTP_STATE_MAIL | SMTP_STATE_RCPT,
-	 "503 5.5.1 Error: need RCPT command", smtp_cmd_data},
-	{"BDAT", SMTP_STATE_ANY, NULL, smtp_cmd_bdat},
-	{"RSET", SMTP_STATE_ANY, NULL, smtp_cmd_rset},
-	{"NOOP", SMTP_STATE_ANY, NULL, smtp_cmd_noop},
-	{"QUIT", SMTP_STATE_ANY, NULL, smtp_cmd_quit},
-	{"VRFY", SMTP_STATE_ANY, NULL, smtp_cmd_vrfy},
-	{"HELP", SMTP_STATE_ANY, NULL, smtp_cmd_help},
-	/* RFC 3207 §4: STARTTLS only outside a transaction. */
-	{"STARTTLS", SMTP_STATE_CONNECTED | SMTP_STATE_GREETED,
-	 "503 5.5.1 Error: STARTTLS not allowed during a transaction",
-	 smtp_cmd_starttls},
-	/* RFC 4954 §4: AUTH after EHLO, never during a transaction. */
-	{"AUTH", SMTP_STATE_GREETED,
-	 "503 5.5.1 Error: send EHLO first, and not during a transaction",
-	 smtp_cmd_auth},
+    {"EHLO", SMTP_STATE_ANY, NULL, smtp_cmd_ehlo},
+    {"HELO", SMTP_STATE_ANY, NULL, smtp_cmd_helo},
+    {"MAIL", SMTP_STATE_GREETED,
+     "503 5.5.1 Error: send HELO/EHLO first or finish the transaction",
+     smtp_cmd_mail},
+    {"RCPT", SMTP_STATE_MAIL | SMTP_STATE_RCPT,
+     "503 5.5.1 Error: need MAIL command", smtp_cmd_rcpt},
+    {"DATA", SMTP_STATE_MAIL | SMTP_STATE_RCPT,
+     "503 5.5.1 Error: need RCPT command", smtp_cmd_data},
+    {"BDAT", SMTP_STATE_ANY, NULL, smtp_cmd_bdat},
+    {"RSET", SMTP_STATE_ANY, NULL, smtp_cmd_rset},
+    {"NOOP", SMTP_STATE_ANY, NULL, smtp_cmd_noop},
+    {"QUIT", SMTP_STATE_ANY, NULL, smtp_cmd_quit},
+    {"VRFY", SMTP_STATE_ANY, NULL, smtp_cmd_vrfy},
+    {"HELP", SMTP_STATE_ANY, NULL, smtp_cmd_help},
+    /* RFC 3207 §4: STARTTLS only outside a transaction. */
+    {"STARTTLS", SMTP_STATE_CONNECTED | SMTP_STATE_GREETED,
+     "503 5.5.1 Error: STARTTLS not allowed during a transaction",
+     smtp_cmd_starttls},
+    /* RFC 4954 §4: AUTH after EHLO, never during a transaction. */
+    {"AUTH", SMTP_STATE_GREETED,
+     "503 5.5.1 Error: send EHLO first, and not during a transaction",
+     smtp_cmd_auth},
 };
 
 static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void smtp_enter_state(struct smtp_session *s, unsigned state);
 static void smtp_session_close(struct smtp_session *s, const char *reason);
 static void smtp_session_schedule_free(struct smtp_session *s);
@@ -294,11 +294,11 @@ smtp_session_start(struct server *srv, evutil_socket_t fd,
 		/* Wait before the greeting: a client that talks first is a
 		 * bot that does not follow RFC 5321 §3.1. */
 		struct timeval tv = {
-			(time_t)(srv->cfg->smtp_pregreet_wait_ms / 1000),
-			(suseconds_t)(srv->cfg->smtp_pregreet_wait_ms % 1000) *
-				1000};
-		s->ev_greet = evtimer_new(srv->base,
-					  smtp_session_on_greet_timer, s);
+		    (time_t)(srv->cfg->smtp_pregreet_wait_ms / 1000),
+		    (suseconds_t)(srv->cfg->smtp_pregreet_wait_ms % 1000) *
+			1000};
+		s->ev_greet =
+		    evtimer_new(srv->base, smtp_session_on_greet_timer, s);
 		evtimer_add(s->ev_greet, &tv);
 	} else {
 		smtp_session_greet(s);
@@ -463,8 +463,8 @@ smtp_session_schedule_free(struct smtp_session *s)
 		return;
 	s->free_scheduled = 1;
 	/* Never free inside our own callback chain: do it from the loop. */
-	if (event_base_once(s->srv->base, -1, EV_TIMEOUT,
-			    smtp_session_free_cb, s, &now) == -1)
+	if (event_base_once(s->srv->base, -1, EV_TIMEOUT, smtp_session_free_cb,
+			    s, &now) == -1)
 		fatalx("event_base_once failed");
 }
 
@@ -523,8 +523,8 @@ smtp_session_read_command(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t max = s->input == SMTP_INPUT_AUTH
-			     ? SMTP_AUTH_LINE_MAX
-			     : s->srv->cfg->smtp_max_command_line;
+			 ? SMTP_AUTH_LINE_MAX
+			 : s->srv->cfg->smtp_max_command_line;
 	size_t eol_len = 0, avail = evbuffer_get_length(in), len;
 	struct evbuffer_ptr eol;
 
@@ -702,8 +702,12 @@ smtp_cmd_helo(struct smtp_session *s, const char *args)
 static enum smtp_cmd_result
 smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
-	struct smtp_tx_client client = {s->id, s->helo, s->esmtp, &s->peer,
-					s->tls_info, s->auth_user,
+	struct smtp_tx_client client = {s->id,
+					s->helo,
+					s->esmtp,
+					&s->peer,
+					s->tls_info,
+					s->auth_user,
 					s->kind != SMTP_LISTENER_MX};
 	enum smtp_tx_verdict v;
 	char reply[SMTP_REPLY_MAX];
@@ -738,8 +742,9 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		abuse_report(s->srv, &s->peer, ABUSE_UNKNOWN_RECIPIENT, NULL);
 		if (s->unknown_rcpts >
 		    s->srv->cfg->smtp_max_unknown_recipients) {
-			smtp_reply(s, "421 4.7.0 %s Error: too many unknown "
-				      "recipients",
+			smtp_reply(s,
+				   "421 4.7.0 %s Error: too many unknown "
+				   "recipients",
 				   s->srv->cfg->hostname);
 			smtp_session_close(s, "too-many-unknown-recipients");
 		}
@@ -982,10 +987,9 @@ smtp_cmd_auth(struct smtp_session *s, const char *args)
 		s->input = SMTP_INPUT_AUTH;
 		s->auth_login_user[0] = '\0';
 		if (initial != NULL) {
-			if (sasl_login_decode(initial, strlen(initial),
-					      s->auth_login_user,
-					      sizeof(s->auth_login_user)) ==
-			    -1) {
+			if (sasl_login_decode(
+				initial, strlen(initial), s->auth_login_user,
+				sizeof(s->auth_login_user)) == -1) {
 				s->auth_mech = 0;
 				s->input = SMTP_INPUT_COMMAND;
 				smtp_reply(s, "501 5.5.2 Cannot decode "

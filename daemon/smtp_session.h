@@ -8,7 +8,7 @@
 
 /* What a listening port is for. */
 enum smtp_listener_kind {
-	SMTP_LISTENER_MX,          /* [smtp]: inbound mail, port 25 */
+	SMTP_LISTENER_MX,	   /* [smtp]: inbound mail, port 25 */
 	SMTP_LISTENER_SUBMISSION,  /* [submission]: STARTTLS + AUTH, 587 */
 	SMTP_LISTENER_SUBMISSIONS, /* [submissions]: implicit TLS, 465 */
 };

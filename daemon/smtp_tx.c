@@ -24,7 +24,7 @@
 
 struct smtp_tx {
 	struct server *srv;
-	char id[17];                 /* queue id, in the 250 and the log */
+	char id[17]; /* queue id, in the 250 and the log */
 	char session_id[17];
 	char helo[256];
 	char peer_addr[64];
@@ -38,21 +38,21 @@ struct smtp_tx {
 	char auth_user[STORE_ADDRESS_MAX];
 	int submission;
 
-	struct smtp_tx_rcpts *remote;  /* recipients for the outbound queue */
+	struct smtp_tx_rcpts *remote; /* recipients for the outbound queue */
 	struct smtp_tx_rcpts *notify_local; /* local ones asking for a
 					       success DSN (RFC 3461) */
-	struct queue_env *qenv;        /* their envelope, from commit on */
+	struct queue_env *qenv;		    /* their envelope, from commit on */
 
 	/* Submission (RFC 6409 §8.2, §8.3): are Date and Message-ID there? */
 	int hdr_done, hdr_line_start, has_date, has_msgid;
 	char hdr_prefix[12];
 	size_t hdr_prefix_len;
-	char *trace;                 /* the Return-Path + Received block */
+	char *trace; /* the Return-Path + Received block */
 
-	char **maildirs;             /* deduplicated delivery targets */
+	char **maildirs; /* deduplicated delivery targets */
 	size_t nmaildirs, maildirs_cap;
 
-	int mode;                    /* SMTP_TX_DATA or SMTP_TX_BDAT */
+	int mode; /* SMTP_TX_DATA or SMTP_TX_BDAT */
 	struct smtp_body body;
 	int fd;
 	char spool_path[1200];
@@ -61,7 +61,7 @@ struct smtp_tx {
 	uint64_t header_bytes, header_lines;
 	int too_big, io_error, finished;
 
-	int pending;                 /* delivery under way */
+	int pending; /* delivery under way */
 	struct delivery_job job;
 	char name[MAILDIR_NAME_MAX + 1];
 	void (*done)(void *arg, const char *reply);
@@ -91,7 +91,7 @@ struct smtp_tx_rate {
 static struct smtp_tx_rate smtp_tx_rates[SMTP_TX_RATE_SLOTS];
 
 static void smtp_tx_reply(char *reply, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static struct smtp_tx_rate *smtp_tx_rate_slot(const char *user);
 static int smtp_tx_sender_owned(struct server *srv, const char *user,
 				const struct smtp_path *from);
@@ -104,14 +104,12 @@ static void smtp_tx_rcpts_free(struct smtp_tx_rcpts **listp);
 static void smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf,
 				 size_t len);
 static int smtp_tx_add_missing_headers(struct smtp_tx *tx);
-static enum smtp_tx_verdict smtp_tx_parse_error(const char *error,
-						int is_rcpt, char *reply,
-						size_t len);
+static enum smtp_tx_verdict smtp_tx_parse_error(const char *error, int is_rcpt,
+						char *reply, size_t len);
 static int smtp_tx_add_maildir(struct smtp_tx *tx, const char *domain,
 			       const char *local);
-static int smtp_tx_target_ok(struct smtp_tx *tx,
-			     const struct store_target *t, char *reply,
-			     size_t len, const char *addr);
+static int smtp_tx_target_ok(struct smtp_tx *tx, const struct store_target *t,
+			     char *reply, size_t len, const char *addr);
 static void smtp_tx_sanitize(char *dst, size_t len, const char *src);
 static int smtp_tx_write(struct smtp_tx *tx, const char *buf, size_t len);
 static int smtp_tx_flush(struct smtp_tx *tx);
@@ -144,8 +142,10 @@ smtp_tx_parse_error(const char *error, int is_rcpt, char *reply, size_t len)
 		 strstr(error, "BODY") || strstr(error, "NOTIFY") ||
 		 strstr(error, "ORCPT") || strstr(error, "ENVID") ||
 		 strstr(error, "RET"))
-		smtp_tx_reply(reply, len, "501 5.5.4 Syntax error in "
-				"parameters: %s", error);
+		smtp_tx_reply(reply, len,
+			      "501 5.5.4 Syntax error in "
+			      "parameters: %s",
+			      error);
 	else
 		smtp_tx_reply(reply, len, "501 %s Bad %s address syntax: %s",
 			      is_rcpt ? "5.1.3" : "5.1.7",
@@ -173,8 +173,9 @@ smtp_tx_new(struct server *srv, const struct smtp_tx_client *client,
 	}
 	if (from.utf8 && !params.smtputf8) {
 		/* RFC 6531 §3.4 */
-		smtp_tx_reply(reply, len, "553 5.6.7 Non-ASCII address "
-				"without SMTPUTF8");
+		smtp_tx_reply(reply, len,
+			      "553 5.6.7 Non-ASCII address "
+			      "without SMTPUTF8");
 		*verdict_r = SMTP_TX_REJECT;
 		return NULL;
 	}
@@ -185,47 +186,51 @@ smtp_tx_new(struct server *srv, const struct smtp_tx_client *client,
 		return NULL;
 	}
 	if (params.has_size && params.size > srv->cfg->smtp_max_message_size) {
-		smtp_tx_reply(reply, len, "552 5.3.4 Message size exceeds "
-				"fixed maximum message size");
+		smtp_tx_reply(reply, len,
+			      "552 5.3.4 Message size exceeds "
+			      "fixed maximum message size");
 		*verdict_r = SMTP_TX_REJECT;
 		return NULL;
 	}
 
 	if (srv->cfg->smtp_max_messages_per_ip > 0 &&
 	    smtp_tx_rate_slot(client->peer->addr)->count >=
-		    srv->cfg->smtp_max_messages_per_ip) {
+		srv->cfg->smtp_max_messages_per_ip) {
 		/* Per-address message rate, like Postfix's
 		 * smtpd_client_message_rate_limit: a temporary refusal. */
-		log_warnx("%s smtp rate-limit addr=%s messages_per_hour=%llu",
-			  client->session_id, client->peer->addr,
-			  (unsigned long long)srv->cfg->smtp_max_messages_per_ip);
-		smtp_tx_reply(reply, len, "450 4.7.1 Error: too many messages "
-				"from your address, try again later");
+		log_warnx(
+		    "%s smtp rate-limit addr=%s messages_per_hour=%llu",
+		    client->session_id, client->peer->addr,
+		    (unsigned long long)srv->cfg->smtp_max_messages_per_ip);
+		smtp_tx_reply(reply, len,
+			      "450 4.7.1 Error: too many messages "
+			      "from your address, try again later");
 		*verdict_r = SMTP_TX_REJECT;
 		return NULL;
 	}
 	if (client->auth_user[0] != '\0') {
-		struct smtp_tx_rate *rate = smtp_tx_rate_slot(
-			client->auth_user);
+		struct smtp_tx_rate *rate =
+		    smtp_tx_rate_slot(client->auth_user);
 
 		if (!smtp_tx_sender_owned(srv, client->auth_user, &from)) {
-			smtp_tx_reply(reply, len, "553 5.7.1 <%s@%s>: Sender "
-					"address rejected: not owned by "
-					"user %s",
+			smtp_tx_reply(reply, len,
+				      "553 5.7.1 <%s@%s>: Sender "
+				      "address rejected: not owned by "
+				      "user %s",
 				      from.local, from.domain,
 				      client->auth_user);
 			*verdict_r = SMTP_TX_REJECT;
 			return NULL;
 		}
-		if (rate->count >=
-		    srv->cfg->submission_max_messages_per_hour) {
+		if (rate->count >= srv->cfg->submission_max_messages_per_hour) {
 			log_warnx("alert smtp rate-limit user=%s "
 				  "messages_per_hour=%llu",
 				  client->auth_user,
 				  (unsigned long long)rate->count);
-			smtp_tx_reply(reply, len, "451 4.7.1 Sending rate "
-					"limit exceeded for %s, try again "
-					"later",
+			smtp_tx_reply(reply, len,
+				      "451 4.7.1 Sending rate "
+				      "limit exceeded for %s, try again "
+				      "later",
 				      client->auth_user);
 			*verdict_r = SMTP_TX_REJECT;
 			return NULL;
@@ -305,8 +310,8 @@ smtp_tx_add_maildir(struct smtp_tx *tx, const char *domain, const char *local)
 			return 0;
 	if (tx->nmaildirs == tx->maildirs_cap) {
 		tx->maildirs_cap = tx->maildirs_cap ? tx->maildirs_cap * 2 : 8;
-		tx->maildirs = xrealloc(tx->maildirs,
-					tx->maildirs_cap * sizeof(char *));
+		tx->maildirs =
+		    xrealloc(tx->maildirs, tx->maildirs_cap * sizeof(char *));
 	}
 	tx->maildirs[tx->nmaildirs++] = xstrdup(path);
 	return 0;
@@ -315,8 +320,8 @@ smtp_tx_add_maildir(struct smtp_tx *tx, const char *domain, const char *local)
 /* Checks that a target can take the message now: enabled and under quota.
  * Fills reply with the refusal otherwise and returns 0. */
 static int
-smtp_tx_target_ok(struct smtp_tx *tx, const struct store_target *t,
-		  char *reply, size_t len, const char *addr)
+smtp_tx_target_ok(struct smtp_tx *tx, const struct store_target *t, char *reply,
+		  size_t len, const char *addr)
 {
 	char path[1200];
 	uint64_t used = 0;
@@ -331,8 +336,10 @@ smtp_tx_target_ok(struct smtp_tx *tx, const struct store_target *t,
 	if (maildir_path(tx->srv->cfg->data_dir, t->domain, t->local, path,
 			 sizeof(path)) == -1 ||
 	    maildir_usage(path, &used) == -1) {
-		smtp_tx_reply(reply, len, "451 4.3.0 <%s>: Temporary lookup "
-				"failure", addr);
+		smtp_tx_reply(reply, len,
+			      "451 4.3.0 <%s>: Temporary lookup "
+			      "failure",
+			      addr);
 		return 0;
 	}
 	if (used + tx->params.size > t->quota) {
@@ -368,8 +375,9 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 		return smtp_tx_parse_error(error, 1, reply, len);
 
 	if (to.utf8 && !tx->params.smtputf8) {
-		smtp_tx_reply(reply, len, "553 5.6.7 Non-ASCII address "
-				"without SMTPUTF8");
+		smtp_tx_reply(reply, len,
+			      "553 5.6.7 Non-ASCII address "
+			      "without SMTPUTF8");
 		return SMTP_TX_REJECT;
 	}
 	/* RFC 5321 §4.1.1.3: <postmaster> without a domain must work. */
@@ -390,8 +398,9 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 		return SMTP_TX_REJECT;
 	}
 	if (!to.domain[0] && !util_strcaseeq(to.local, "postmaster")) {
-		smtp_tx_reply(reply, len, "501 5.1.3 Bad recipient address "
-				"syntax");
+		smtp_tx_reply(reply, len,
+			      "501 5.1.3 Bad recipient address "
+			      "syntax");
 		return SMTP_TX_SYNTAX;
 	}
 	{
@@ -399,10 +408,12 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 
 		strlcpy(local, to.local, sizeof(local));
 		util_lowercase(local);
-		if (!store_check_local(local) && store_domain_exists(
-			tx->srv->store, domain)) {
-			smtp_tx_reply(reply, len, "550 5.1.1 <%s>: Recipient "
-					"address rejected: User unknown", addr);
+		if (!store_check_local(local) &&
+		    store_domain_exists(tx->srv->store, domain)) {
+			smtp_tx_reply(reply, len,
+				      "550 5.1.1 <%s>: Recipient "
+				      "address rejected: User unknown",
+				      addr);
 			return SMTP_TX_UNKNOWN_USER;
 		}
 		res = store_resolve(tx->srv->store, local, domain, targets,
@@ -419,20 +430,26 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 			      addr);
 		return SMTP_TX_REJECT;
 	case STORE_RCPT_UNKNOWN:
-		smtp_tx_reply(reply, len, "550 5.1.1 <%s>: Recipient address "
-				"rejected: User unknown", addr);
+		smtp_tx_reply(reply, len,
+			      "550 5.1.1 <%s>: Recipient address "
+			      "rejected: User unknown",
+			      addr);
 		return SMTP_TX_UNKNOWN_USER;
 	case STORE_RCPT_ERROR:
-		smtp_tx_reply(reply, len, "451 4.3.0 <%s>: Temporary lookup "
-				"failure", addr);
+		smtp_tx_reply(reply, len,
+			      "451 4.3.0 <%s>: Temporary lookup "
+			      "failure",
+			      addr);
 		return SMTP_TX_REJECT;
 	case STORE_RCPT_LOCAL:
 		break;
 	}
 
 	/* The first refusal is kept as the reply if no target is usable. */
-	smtp_tx_reply(reply, len, "550 5.1.1 <%s>: Recipient address "
-			"rejected: User unknown", addr);
+	smtp_tx_reply(reply, len,
+		      "550 5.1.1 <%s>: Recipient address "
+		      "rejected: User unknown",
+		      addr);
 	for (i = 0; i < n; i++) {
 		char why[SMTP_REPLY_MAX];
 
@@ -455,8 +472,8 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 				snprintf(fwd.orcpt, sizeof(fwd.orcpt),
 					 "rfc822;%s", xt);
 			if (snprintf(target, sizeof(target), "%s@%s",
-				     targets[i].local, targets[i].domain) >=
-			    (int)sizeof(target))
+				     targets[i].local,
+				     targets[i].domain) >= (int)sizeof(target))
 				continue;
 			smtp_tx_rcpts_add(&tx->remote, target, &fwd);
 			usable++;
@@ -480,8 +497,8 @@ smtp_tx_rcpt(struct smtp_tx *tx, const char *args, char *reply, size_t len)
 		smtp_tx_rcpts_add(&tx->notify_local, addr, &params);
 	if (usable == 0)
 		return reply[0] == '5' && strncmp(reply, "550 5.1.1", 9) == 0
-			       ? SMTP_TX_UNKNOWN_USER
-			       : SMTP_TX_REJECT;
+			   ? SMTP_TX_UNKNOWN_USER
+			   : SMTP_TX_REJECT;
 accepted:
 	if (tx->nrcpt == 0)
 		strlcpy(tx->first_rcpt, addr, sizeof(tx->first_rcpt));
@@ -611,14 +628,13 @@ smtp_tx_scan_headers(struct smtp_tx *tx, const char *buf, size_t len)
 			tx->hdr_line_start = 0;
 			if (tx->hdr_prefix_len < sizeof(tx->hdr_prefix)) {
 				tx->hdr_prefix[tx->hdr_prefix_len++] =
-					(c >= 'A' && c <= 'Z') ? (char)(c + 32)
-							       : c;
+				    (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 				if (tx->hdr_prefix_len == 5 &&
 				    memcmp(tx->hdr_prefix, "date:", 5) == 0)
 					tx->has_date = 1;
 				if (tx->hdr_prefix_len == 11 &&
-				    memcmp(tx->hdr_prefix, "message-id:",
-					   11) == 0)
+				    memcmp(tx->hdr_prefix, "message-id:", 11) ==
+					0)
 					tx->has_msgid = 1;
 			}
 			if (tx->hdr_prefix_len >= sizeof(tx->hdr_prefix))
@@ -704,9 +720,8 @@ smtp_tx_sanitize(char *dst, size_t len, const char *src)
 
 	for (; *src && i + 1 < len; src++) {
 		unsigned char c = (unsigned char)*src;
-		dst[i++] = (c > 32 && c < 127 && c != '(' && c != ')')
-				   ? (char)c
-				   : '?';
+		dst[i++] =
+		    (c > 32 && c < 127 && c != '(' && c != ')') ? (char)c : '?';
 	}
 	dst[i] = '\0';
 	if (i == 0)
@@ -780,8 +795,8 @@ smtp_tx_data_begin(struct smtp_tx *tx, int mode, char *reply, size_t len)
 		     tx->srv->spool_dir, tx->id);
 	if (n < 0 || (size_t)n >= sizeof(tx->spool_path))
 		fatalx("spool path too long");
-	tx->fd = open(tx->spool_path,
-		      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	tx->fd =
+	    open(tx->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (tx->fd == -1) {
 		log_warn("%s smtp cannot create %s", tx->session_id,
 			 tx->spool_path);
@@ -797,9 +812,8 @@ smtp_tx_data_begin(struct smtp_tx *tx, int mode, char *reply, size_t len)
 	 * §4.3 adds the UTF8 forms. */
 	{
 		static const char *const withs[2][2][2] = {
-			{{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
-			{{"UTF8SMTP", "UTF8SMTPA"},
-			 {"UTF8SMTPS", "UTF8SMTPSA"}},
+		    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+		    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
 		};
 		int tls = tx->tls_info[0] != '\0';
 		int auth = tx->auth_user[0] != '\0';
@@ -811,33 +825,31 @@ smtp_tx_data_begin(struct smtp_tx *tx, int mode, char *reply, size_t len)
 	}
 	/* Return-Path (RFC 5321 §4.4) then our trace header. Stored with LF
 	 * line ends like the rest of the message. */
-	n = snprintf(hdr, sizeof(hdr),
-		     "Return-Path: <%s%s%s>\n"
-		     "Received: from %s (unknown [%s])%s%s%s\n"
-		     "\tby %s (Postern) with %s id %s%s%s%s;\n"
-		     "\t%s\n",
-		     tx->from.null ? "" : tx->from.local,
-		     tx->from.null ? "" : "@",
-		     tx->from.null ? "" : tx->from.domain, tx->helo,
-		     tx->peer_addr, tx->tls_info[0] ? "\n\t(using " : "",
-		     tx->tls_info, tx->tls_info[0] ? ")" : "",
-		     tx->srv->cfg->hostname, with, tx->id,
-		     tx->nrcpt == 1 ? "\n\tfor <" : "",
-		     tx->nrcpt == 1 ? tx->first_rcpt : "",
-		     tx->nrcpt == 1 ? ">" : "", date);
+	n = snprintf(
+	    hdr, sizeof(hdr),
+	    "Return-Path: <%s%s%s>\n"
+	    "Received: from %s (unknown [%s])%s%s%s\n"
+	    "\tby %s (Postern) with %s id %s%s%s%s;\n"
+	    "\t%s\n",
+	    tx->from.null ? "" : tx->from.local, tx->from.null ? "" : "@",
+	    tx->from.null ? "" : tx->from.domain, tx->helo, tx->peer_addr,
+	    tx->tls_info[0] ? "\n\t(using " : "", tx->tls_info,
+	    tx->tls_info[0] ? ")" : "", tx->srv->cfg->hostname, with, tx->id,
+	    tx->nrcpt == 1 ? "\n\tfor <" : "",
+	    tx->nrcpt == 1 ? tx->first_rcpt : "", tx->nrcpt == 1 ? ">" : "",
+	    date);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		fatalx("trace header too long");
 	tx->header_bytes = (uint64_t)n;
-	tx->header_lines = 5 - (tx->nrcpt == 1 ? 0 : 1) +
-			   (tx->tls_info[0] ? 1 : 0);
+	tx->header_lines =
+	    5 - (tx->nrcpt == 1 ? 0 : 1) + (tx->tls_info[0] ? 1 : 0);
 	tx->trace = xstrdup(hdr);
 	smtp_tx_write(tx, hdr, (size_t)n);
 	return 0;
 }
 
 size_t
-smtp_tx_data_feed(struct smtp_tx *tx, const char *buf, size_t len,
-		  int *ended_r)
+smtp_tx_data_feed(struct smtp_tx *tx, const char *buf, size_t len, int *ended_r)
 {
 	char out[16384];
 	size_t total = 0, chunk, outlen, used;
@@ -872,13 +884,15 @@ smtp_tx_failed(const struct smtp_tx *tx, char *reply, size_t len)
 	if (tx->body.bare_cr || tx->body.bare_lf) {
 		/* Bare CR or LF could be read as a line end by another
 		 * server: refuse rather than guess (SMTP smuggling). */
-		smtp_tx_reply(reply, len, "550 5.6.0 Message contains bare "
-				"CR or LF characters");
+		smtp_tx_reply(reply, len,
+			      "550 5.6.0 Message contains bare "
+			      "CR or LF characters");
 		return 2;
 	}
 	if (tx->too_big) {
-		smtp_tx_reply(reply, len, "552 5.3.4 Message size exceeds "
-				"fixed maximum message size");
+		smtp_tx_reply(reply, len,
+			      "552 5.3.4 Message size exceeds "
+			      "fixed maximum message size");
 		return 1;
 	}
 	if (tx->body.too_long) {
@@ -908,15 +922,14 @@ smtp_tx_delivered(struct delivery_job *job)
 		/* Client addresses and accounts share the table: an address
 		 * never contains '@', an account always does. */
 		smtp_tx_rate_slot(tx->peer_addr)->count++;
-		log_info("%s smtp delivered id=%s from=<%s%s%s> nrcpt=%zu "
-			 "mailboxes=%zu size=%llu",
-			 tx->session_id, tx->id,
-			 tx->from.null ? "" : tx->from.local,
-			 tx->from.null ? "" : "@",
-			 tx->from.null ? "" : tx->from.domain, tx->nrcpt,
-			 tx->nmaildirs,
-			 (unsigned long long)(tx->body.out_bytes +
-					      tx->body.lines));
+		log_info(
+		    "%s smtp delivered id=%s from=<%s%s%s> nrcpt=%zu "
+		    "mailboxes=%zu size=%llu",
+		    tx->session_id, tx->id, tx->from.null ? "" : tx->from.local,
+		    tx->from.null ? "" : "@",
+		    tx->from.null ? "" : tx->from.domain, tx->nrcpt,
+		    tx->nmaildirs,
+		    (unsigned long long)(tx->body.out_bytes + tx->body.lines));
 		smtp_tx_reply(reply, sizeof(reply),
 			      "250 2.0.0 Ok: queued as %s", tx->id);
 	} else {
@@ -959,10 +972,9 @@ smtp_tx_queue_env(struct smtp_tx *tx, uint64_t size_crlf)
 	}
 	for (i = 0; i < smtp_tx_rcpts_count(tx->notify_local); i++) {
 		rc = &tx->notify_local->v[i];
-		if (queue_add_local_success(env, rc->addr, rc->params.notify,
-					    rc->params.orcpt[0]
-						? rc->params.orcpt
-						: NULL) == -1)
+		if (queue_add_local_success(
+			env, rc->addr, rc->params.notify,
+			rc->params.orcpt[0] ? rc->params.orcpt : NULL) == -1)
 			log_warnx("%s smtp dsn-skipped id=%s rcpt=<%s> "
 				  "reason=\"address too long\"",
 				  tx->session_id, tx->id, rc->addr);
@@ -1005,8 +1017,8 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	tx->fd = -1;
 	size_lf = tx->header_bytes + tx->body.out_bytes;
 	size_crlf = size_lf + tx->header_lines + tx->body.lines;
-	maildir_unique_name(tx->name, sizeof(tx->name),
-			    tx->srv->cfg->hostname, size_lf, size_crlf);
+	maildir_unique_name(tx->name, sizeof(tx->name), tx->srv->cfg->hostname,
+			    size_lf, size_crlf);
 	tx->done = done;
 	tx->done_arg = arg;
 	tx->pending = 1;
@@ -1015,8 +1027,9 @@ smtp_tx_commit(struct smtp_tx *tx, void (*done)(void *arg, const char *reply),
 	tx->job.nmaildirs = tx->nmaildirs;
 	tx->job.name = tx->name;
 	queue_env_free(&tx->qenv);
-	if (smtp_tx_rcpts_count(tx->remote) + smtp_tx_rcpts_count(
-						   tx->notify_local) > 0)
+	if (smtp_tx_rcpts_count(tx->remote) +
+		smtp_tx_rcpts_count(tx->notify_local) >
+	    0)
 		tx->qenv = smtp_tx_queue_env(tx, size_crlf);
 	tx->job.queue_env = tx->qenv;
 	tx->job.done = smtp_tx_delivered;

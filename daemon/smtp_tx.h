@@ -16,20 +16,20 @@ struct smtp_tx;
 /* What the session tells the transaction about its client. */
 struct smtp_tx_client {
 	const char *session_id;
-	const char *helo;          /* as given, may be empty */
-	int esmtp;                 /* EHLO rather than HELO */
+	const char *helo; /* as given, may be empty */
+	int esmtp;	  /* EHLO rather than HELO */
 	const struct peer *peer;
-	const char *tls_info;      /* "" when not encrypted */
-	const char *auth_user;     /* "" when not authenticated */
-	int submission;            /* a submission port (RFC 6409) */
+	const char *tls_info;  /* "" when not encrypted */
+	const char *auth_user; /* "" when not authenticated */
+	int submission;	       /* a submission port (RFC 6409) */
 };
 
 /* Results of MAIL and RCPT. */
 enum smtp_tx_verdict {
 	SMTP_TX_OK,
-	SMTP_TX_REJECT,        /* a policy or syntax refusal, reply filled */
-	SMTP_TX_UNKNOWN_USER,  /* refused; counts towards harvesting limits */
-	SMTP_TX_SYNTAX,        /* refused; counts as a bad command */
+	SMTP_TX_REJECT,	      /* a policy or syntax refusal, reply filled */
+	SMTP_TX_UNKNOWN_USER, /* refused; counts towards harvesting limits */
+	SMTP_TX_SYNTAX,	      /* refused; counts as a bad command */
 };
 
 /* Starts a transaction from the argument of MAIL. Returns NULL and fills

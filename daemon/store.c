@@ -996,9 +996,9 @@ store_mailbox_update(struct store *s, enum store_stmt id, const char *address,
 /* Picks the statement of a list call: the per-domain one (bound to the
  * normalised domain, which must exist) or the one for everything. */
 static enum store_result
-store_list_start(struct store *s, const char *domain, int st_domain,
-		 int st_all, char *d, size_t dlen, sqlite3_stmt **st_r,
-		 char *err, size_t errlen)
+store_list_start(struct store *s, const char *domain, int st_domain, int st_all,
+		 char *d, size_t dlen, sqlite3_stmt **st_r, char *err,
+		 size_t errlen)
 {
 	if (domain == NULL) {
 		*st_r = store_stmt(s, st_all);
@@ -1251,9 +1251,8 @@ store_alias_list(struct store *s, const char *domain,
 	enum store_result r;
 	int rc;
 
-	r = store_list_start(s, domain, ST_ALIAS_LIST_DOMAIN,
-			     ST_ALIAS_LIST_ALL, d, sizeof(d), &st, err,
-			     errlen);
+	r = store_list_start(s, domain, ST_ALIAS_LIST_DOMAIN, ST_ALIAS_LIST_ALL,
+			     d, sizeof(d), &st, err, errlen);
 	if (r != STORE_OK)
 		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

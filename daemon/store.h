@@ -8,27 +8,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_LOCAL_MAX 64     /* RFC 5321 §4.5.3.1.1 local-part octets */
-#define STORE_DOMAIN_MAX 255   /* RFC 5321 §4.5.3.1.2 */
-#define STORE_ADDRESS_MAX 320  /* local + "@" + domain, plus NUL slack */
+#define STORE_LOCAL_MAX 64    /* RFC 5321 §4.5.3.1.1 local-part octets */
+#define STORE_DOMAIN_MAX 255  /* RFC 5321 §4.5.3.1.2 */
+#define STORE_ADDRESS_MAX 320 /* local + "@" + domain, plus NUL slack */
 #define STORE_HASH_MAX 256
-#define STORE_MAX_TARGETS 64   /* alias expansion limit */
+#define STORE_MAX_TARGETS 64 /* alias expansion limit */
 
 enum store_result {
 	STORE_OK = 0,
-	STORE_INVALID,   /* bad syntax of a name or address */
-	STORE_EXISTS,    /* already there */
-	STORE_NOTFOUND,  /* no such domain, mailbox or alias */
-	STORE_ERROR,     /* database or I/O error (message in err) */
+	STORE_INVALID,	/* bad syntax of a name or address */
+	STORE_EXISTS,	/* already there */
+	STORE_NOTFOUND, /* no such domain, mailbox or alias */
+	STORE_ERROR,	/* database or I/O error (message in err) */
 };
 
 struct store;
 
 struct store_mailbox {
-	char local[STORE_LOCAL_MAX + 1];   /* lower case */
-	char domain[STORE_DOMAIN_MAX + 1]; /* lower case */
+	char local[STORE_LOCAL_MAX + 1];    /* lower case */
+	char domain[STORE_DOMAIN_MAX + 1];  /* lower case */
 	char password_hash[STORE_HASH_MAX]; /* crypt(3) string, "$y$..." */
-	uint64_t quota;                    /* bytes, 0 = unlimited */
+	uint64_t quota;			    /* bytes, 0 = unlimited */
 	int enabled;
 };
 
@@ -36,16 +36,16 @@ struct store_mailbox {
 struct store_target {
 	char local[STORE_LOCAL_MAX + 1];
 	char domain[STORE_DOMAIN_MAX + 1];
-	uint64_t quota;                    /* 0 = unlimited */
+	uint64_t quota; /* 0 = unlimited */
 	int enabled;
-	int remote;                        /* domain is not local (issue 3) */
+	int remote; /* domain is not local (issue 3) */
 };
 
 enum store_rcpt {
-	STORE_RCPT_LOCAL,     /* found: targets filled */
-	STORE_RCPT_FOREIGN,   /* the domain is not one of ours */
-	STORE_RCPT_UNKNOWN,   /* our domain, no mailbox, alias or catch-all */
-	STORE_RCPT_ERROR,     /* database error */
+	STORE_RCPT_LOCAL,   /* found: targets filled */
+	STORE_RCPT_FOREIGN, /* the domain is not one of ours */
+	STORE_RCPT_UNKNOWN, /* our domain, no mailbox, alias or catch-all */
+	STORE_RCPT_ERROR,   /* database error */
 };
 
 /* Opens (creating when missing) data_dir/postern.db in WAL mode, creating

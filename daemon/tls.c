@@ -33,16 +33,15 @@ static void
 tls_harden(SSL_CTX *ctx)
 {
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_cipher_list(ctx,
-				"ECDHE-ECDSA-AES128-GCM-SHA256:"
-				"ECDHE-RSA-AES128-GCM-SHA256:"
-				"ECDHE-ECDSA-AES256-GCM-SHA384:"
-				"ECDHE-RSA-AES256-GCM-SHA384:"
-				"ECDHE-ECDSA-CHACHA20-POLY1305:"
-				"ECDHE-RSA-CHACHA20-POLY1305");
+	SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+				     "ECDHE-RSA-AES128-GCM-SHA256:"
+				     "ECDHE-ECDSA-AES256-GCM-SHA384:"
+				     "ECDHE-RSA-AES256-GCM-SHA384:"
+				     "ECDHE-ECDSA-CHACHA20-POLY1305:"
+				     "ECDHE-RSA-CHACHA20-POLY1305");
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-					 SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE);
+				     SSL_OP_NO_RENEGOTIATION |
+				     SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
 int
@@ -139,8 +138,8 @@ tls_server_bev(struct event_base *base, evutil_socket_t fd,
 
 int
 tls_flush_wait(struct bufferevent *bev, int *notify_sent,
-	       bufferevent_data_cb under_write, bufferevent_event_cb under_event,
-	       void *arg)
+	       bufferevent_data_cb under_write,
+	       bufferevent_event_cb under_event, void *arg)
 {
 	struct bufferevent *under;
 	SSL *ssl;

@@ -167,10 +167,20 @@ util_parse_size(const char *s, uint64_t *out)
 		return -1;
 	memcpy(digits, s, len + 1);
 	switch (digits[len - 1]) {
-	case 'k': case 'K': mult = 1024ULL; break;
-	case 'm': case 'M': mult = 1024ULL * 1024; break;
-	case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
-	default: break;
+	case 'k':
+	case 'K':
+		mult = 1024ULL;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1024ULL * 1024;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1024ULL * 1024 * 1024;
+		break;
+	default:
+		break;
 	}
 	if (mult != 1)
 		digits[len - 1] = '\0';

@@ -25,13 +25,13 @@ struct worker_queue {
 struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct worker_queue todo;   /* waiting for a thread */
-	struct worker_queue done;   /* finished, waiting for the loop */
+	struct worker_queue todo; /* waiting for a thread */
+	struct worker_queue done; /* finished, waiting for the loop */
 	int stopping;
 	int nthreads;
 	pthread_t *threads;
-	int notify[2];              /* pipe: workers -> loop */
-	int notified;               /* a byte is in the pipe */
+	int notify[2]; /* pipe: workers -> loop */
+	int notified;  /* a byte is in the pipe */
 	struct event *ev_done;
 };
 
