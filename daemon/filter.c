@@ -946,7 +946,7 @@ enum filter_verdict
 filter_admit(struct filter *f, const struct sockaddr *sa,
 	     struct filter_decision *d_r)
 {
-	struct filter_decision dd;
+	struct filter_decision dd = {0};
 	struct filter_decision *d = d_r ? d_r : &dd;
 	struct pf_list_value lv;
 	struct filter_net src;

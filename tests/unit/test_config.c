@@ -439,9 +439,12 @@ test_line_too_long(void)
 
 	if (text == NULL)
 		return;
+	size_t start;
+
 	strlcpy(text, "[server]\nhostname = ", 10000);
-	memset(text + strlen(text), 'h', 5000);
-	text[9000 - 100] = '\0';
+	start = strlen(text);
+	memset(text + start, 'h', 5000);
+	text[start + 5000] = '\0';
 	strlcpy(text + strlen(text), "\n[smtp]\nmax_recipients = 0\n", 1000);
 	CHECK(load(text, &c, &e) == 2);
 	CHECK(e.line[0] == 2 && strstr(e.msg[0], "too long") != NULL);
