@@ -69,7 +69,7 @@ enum config_type {
 	CT_SIZE,       /* uint64_t, bytes with K/M/G suffix, in [min, max] */
 	CT_LEVEL,      /* int: LOG_LEVEL_* */
 	CT_ACTION,     /* int: 1 = reject, 0 = log */
-	CT_DURABILITY, /* int: DELIVERY_SYNCFS / DELIVERY_FSYNC */
+	CT_DURABILITY, /* int: DELIVERY_AUTO / _SYNCFS / _FSYNC */
 	CT_BOOL,       /* int: 1 / 0 */
 	CT_LISTEN,     /* struct config_listen_list */
 	CT_DURATION,   /* uint64_t seconds ("90", "30s", "10m", "2h", "7d",
@@ -316,7 +316,7 @@ config_defaults(struct config *cfg)
 	cfg->auth_plaintext_loopback = 0;
 	cfg->smtp_auth_on_mx = 0;
 	cfg->auth_fail_delay_ms = 2000;
-	cfg->durability = DELIVERY_SYNCFS;
+	cfg->durability = DELIVERY_AUTO;
 
 	filter_config_defaults(&cfg->filter);
 	/* What config_load() derives from the final data_dir. */
@@ -819,6 +819,8 @@ config_apply(struct config_loader *l, const struct config_key *k,
 			mode = DELIVERY_SYNCFS;
 		else if (util_strcaseeq(value, "fsync"))
 			mode = DELIVERY_FSYNC;
+		else if (util_strcaseeq(value, "auto"))
+			mode = DELIVERY_AUTO;
 		else
 			break;
 		memcpy(field, &mode, sizeof(mode));
@@ -916,7 +918,7 @@ config_apply(struct config_loader *l, const struct config_key *k,
 		why = "reject or log";
 		break;
 	case CT_DURABILITY:
-		why = "syncfs or fsync";
+		why = "auto, syncfs or fsync";
 		break;
 	case CT_BOOL:
 		why = "yes or no";

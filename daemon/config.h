@@ -101,8 +101,8 @@ struct config {
 	int smtp_auth_on_mx;	     /* [smtp] auth = yes|no; default no */
 	uint64_t auth_fail_delay_ms; /* [auth] fail_delay; default 2000 */
 
-	/* [server] durability = syncfs|fsync: the barrier before a 250
-	 * (delivery.h); default syncfs. */
+	/* [server] durability = auto|syncfs|fsync: the barrier before a 250
+	 * (delivery.h); default auto. */
 	int durability;
 
 	/* [filter]: the connection filter (filter_config.h). Unless set,

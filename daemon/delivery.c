@@ -104,10 +104,20 @@ static int
 delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 {
 	struct delivery_job *job;
-	size_t i, j;
-	int fd;
+	size_t i, j, n = 0;
+	int fd, mode = delivery_mode;
 
-	if (delivery_mode == DELIVERY_SYNCFS) {
+	/* A syncfs also writes back whatever else is dirty on the file
+	 * system, so for a lone message (one session at a time) its own few
+	 * fsyncs are cheaper; from a few messages on, one flush for all wins
+	 * (daemon/NOTES.md). */
+	if (mode == DELIVERY_AUTO) {
+		for (job = batch; job; job = job->next)
+			n++;
+		mode = n <= DELIVERY_AUTO_FSYNC_MAX ? DELIVERY_FSYNC
+						    : DELIVERY_SYNCFS;
+	}
+	if (mode == DELIVERY_SYNCFS) {
 		/* One flush of the file system covers every file and every
 		 * directory entry of the batch. */
 		if (syncfs(delivery_dirfd) == -1) {

@@ -16,6 +16,10 @@
 
 #define DELIVERY_SYNCFS 0 /* one syncfs(2) per batch */
 #define DELIVERY_FSYNC 1  /* fsync each file and each new/ directory */
+#define DELIVERY_AUTO 2   /* fsync for small batches, syncfs for large */
+
+/* With DELIVERY_AUTO, batches up to this many messages use fsync. */
+#define DELIVERY_AUTO_FSYNC_MAX 2
 
 struct delivery_job {
 	/* Filled by the caller, who keeps them alive until done runs. */

@@ -120,7 +120,7 @@ test_defaults(void)
 	CHECK(c.auth_plaintext_loopback == 0);
 	CHECK(c.smtp_auth_on_mx == 0);
 	CHECK(c.auth_fail_delay_ms == 2000);
-	CHECK(c.durability == DELIVERY_SYNCFS);
+	CHECK(c.durability == DELIVERY_AUTO);
 }
 
 static void
@@ -297,6 +297,7 @@ test_value_table(void)
 	    {"server", "data_dir", "", 0, 0},
 	    {"server", "durability", "syncfs", 1, DELIVERY_SYNCFS},
 	    {"server", "durability", "FSYNC", 1, DELIVERY_FSYNC},
+	    {"server", "durability", "auto", 1, DELIVERY_AUTO},
 	    {"server", "durability", "fdatasync", 0, 0},
 	    {"submission", "max_messages_per_hour", "0", 0, 0},
 	    {"submission", "max_recipients", "100001", 0, 0},
