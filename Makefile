@@ -107,6 +107,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run
 
+# The connection filter under a SYN flood (root; network namespaces).
+.PHONY: bench-filter
+bench-filter: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/filter/run
+
 deb:
 	@packaging/build-deb
 
