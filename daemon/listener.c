@@ -285,7 +285,7 @@ listener_open_one(struct server *srv, enum listener_proto proto,
 	l->proto = proto;
 	l->evl = evconnlistener_new(
 	    srv->base, listener_on_accept, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->evl == NULL) {
 		close(fd);
 		free(l);
