@@ -25,8 +25,8 @@ struct worker_queue {
 struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct worker_queue todo; /* waiting for a thread */
-	struct worker_queue done; /* finished, waiting for the loop */
+	struct worker_queue waiting; /* jobs not yet taken by a thread */
+	struct worker_queue done;    /* finished, waiting for the loop */
 	int stopping;
 	int nthreads;
 	pthread_t *threads;
@@ -70,16 +70,16 @@ worker_thread_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&pool->lock);
-		while (pool->todo.head == NULL && !pool->stopping)
+		while (pool->waiting.head == NULL && !pool->stopping)
 			pthread_cond_wait(&pool->cond, &pool->lock);
-		if (pool->todo.head == NULL) {
+		if (pool->waiting.head == NULL) {
 			pthread_mutex_unlock(&pool->lock);
 			return NULL;
 		}
-		job = pool->todo.head;
-		pool->todo.head = job->next;
-		if (pool->todo.head == NULL)
-			pool->todo.tail = NULL;
+		job = pool->waiting.head;
+		pool->waiting.head = job->next;
+		if (pool->waiting.head == NULL)
+			pool->waiting.tail = NULL;
 		pthread_mutex_unlock(&pool->lock);
 
 		job->work(job->arg);
@@ -154,7 +154,7 @@ worker_submit(struct worker_pool *pool, worker_fn work, worker_fn done,
 	job->done = done;
 	job->arg = arg;
 	pthread_mutex_lock(&pool->lock);
-	worker_queue_push(&pool->todo, job);
+	worker_queue_push(&pool->waiting, job);
 	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -271,4 +272,40 @@ bench_percentile_index(size_t n, unsigned int p)
 	if (rank == 0)
 		rank = 1;
 	return rank - 1;
+}
+
+void
+bench_first_error(char *buf, size_t len, const char *what, const char *detail)
+{
+	if (buf[0] != '\0')
+		return;
+	if (snprintf(buf, len, "%s: %.*s", what, 120, detail) >= (int)len)
+		buf[len - 1] = '\0';
+	/* One line: drop a reply's CRLF. */
+	buf[strcspn(buf, "\r\n")] = '\0';
+}
+
+int
+bench_epoll_want(int epfd, int fd, uint32_t *cur, uint32_t events, void *ptr)
+{
+	struct epoll_event ev;
+
+	if (*cur == events)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.ptr = ptr;
+	if (epoll_ctl(epfd, *cur == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd,
+		      &ev) == -1)
+		return -1;
+	*cur = events;
+	return 0;
+}
+
+int
+bench_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }

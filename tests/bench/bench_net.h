@@ -86,4 +86,17 @@ int bench_outbuf_flush(struct bench_outbuf *o, int fd);
 /* Index of the p-th percentile (nearest rank) of n sorted values. */
 size_t bench_percentile_index(size_t n, unsigned int p);
 
+/* Keeps the first error of a run in buf as one line ("what: detail"). */
+void bench_first_error(char *buf, size_t len, const char *what,
+		       const char *detail);
+
+/* Registers or changes the epoll interest of fd to events (*cur holds the
+ * current interest, 0 = not registered), with ptr as the event data.
+ * Returns 0 or -1. */
+int bench_epoll_want(int epfd, int fd, uint32_t *cur, uint32_t events,
+		     void *ptr);
+
+/* qsort comparator for uint32_t. */
+int bench_cmp_u32(const void *a, const void *b);
+
 #endif

@@ -75,11 +75,11 @@ def tree_pids(root, stats=None):
     children = {}
     for pid, st in stats.items():
         children.setdefault(st[0], []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
         out.append(pid)
-        todo.extend(children.get(pid, []))
+        stack.extend(children.get(pid, []))
     return out
 
 

@@ -99,7 +99,6 @@ static void conn_status(struct load *l, struct conn *c, const char *line,
 static void conn_multi_end(struct load *l, struct conn *c);
 static void conn_readable(struct load *l, struct conn *c);
 static void conn_connected(struct load *l, struct conn *c);
-static int cmp_u32(const void *a, const void *b);
 static void report(struct load *l);
 
 static void
@@ -114,32 +113,14 @@ usage(void)
 static void
 load_error(struct load *l, const char *what, const char *detail)
 {
-	size_t n;
-
-	if (l->first_error[0] != '\0')
-		return;
-	if (snprintf(l->first_error, sizeof(l->first_error), "%s: %.*s", what,
-		     120, detail) >= (int)sizeof(l->first_error))
-		l->first_error[sizeof(l->first_error) - 1] = '\0';
-	n = strcspn(l->first_error, "\r\n");
-	l->first_error[n] = '\0';
+	bench_first_error(l->first_error, sizeof(l->first_error), what,
+			  detail);
 }
 
 static int
 conn_want(struct load *l, struct conn *c, uint32_t events)
 {
-	struct epoll_event ev;
-
-	if (c->events == events)
-		return 0;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = events;
-	ev.data.ptr = c;
-	if (epoll_ctl(l->epfd, c->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD,
-		      c->fd, &ev) == -1)
-		return -1;
-	c->events = events;
-	return 0;
+	return bench_epoll_want(l->epfd, c->fd, &c->events, events, c);
 }
 
 static void
@@ -393,14 +374,6 @@ conn_connected(struct load *l, struct conn *c)
 		conn_fail(l, c, "epoll_ctl", strerror(errno));
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void
 report(struct load *l)
 {
@@ -409,7 +382,7 @@ report(struct load *l)
 
 	if (l->t_last == 0)
 		secs = 0.0;
-	qsort(l->login_us, l->nlogin, sizeof(l->login_us[0]), cmp_u32);
+	qsort(l->login_us, l->nlogin, sizeof(l->login_us[0]), bench_cmp_u32);
 	if (l->nlogin > 0) {
 		p50 = l->login_us[bench_percentile_index(l->nlogin, 50)];
 		p99 = l->login_us[bench_percentile_index(l->nlogin, 99)];
