@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "delivery.h"
@@ -63,16 +65,46 @@ delivery_error(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* syncfs(2) flushes the device once for a whole batch, where fsync
+ * flushes once per file and once per directory (measured in
+ * daemon/NOTES.md: faster even for a lone message). It is only trusted on
+ * the local disk file systems known to write back everything they hold
+ * dirty; on network or FUSE file systems each file is fsynced. */
+int
+delivery_auto_mode(long f_type)
+{
+	switch (f_type) {
+	case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case F2FS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return DELIVERY_SYNCFS;
+	default:
+		return DELIVERY_FSYNC;
+	}
+}
+
 int
 delivery_init(struct server *srv, int mode)
 {
+	struct statfs sf;
+
 	delivery_srv = srv;
-	delivery_mode = mode;
 	delivery_waiting = NULL;
 	delivery_waiting_tail = &delivery_waiting;
 	delivery_dirfd =
 	    open(srv->cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return delivery_dirfd == -1 ? -1 : 0;
+	if (delivery_dirfd == -1)
+		return -1;
+	if (mode == DELIVERY_AUTO)
+		mode = fstatfs(delivery_dirfd, &sf) == -1
+			   ? DELIVERY_FSYNC
+			   : delivery_auto_mode((long)sf.f_type);
+	delivery_mode = mode;
+	log_info("delivery: durability barrier %s",
+		 mode == DELIVERY_SYNCFS ? "syncfs" : "fsync");
+	return 0;
 }
 
 void
@@ -104,20 +136,10 @@ static int
 delivery_barrier(struct delivery_job *batch, char *err, size_t errlen)
 {
 	struct delivery_job *job;
-	size_t i, j, n = 0;
-	int fd, mode = delivery_mode;
+	size_t i, j;
+	int fd;
 
-	/* A syncfs also writes back whatever else is dirty on the file
-	 * system, so for a lone message (one session at a time) its own few
-	 * fsyncs are cheaper; from a few messages on, one flush for all wins
-	 * (daemon/NOTES.md). */
-	if (mode == DELIVERY_AUTO) {
-		for (job = batch; job; job = job->next)
-			n++;
-		mode = n <= DELIVERY_AUTO_FSYNC_MAX ? DELIVERY_FSYNC
-						    : DELIVERY_SYNCFS;
-	}
-	if (mode == DELIVERY_SYNCFS) {
+	if (delivery_mode == DELIVERY_SYNCFS) {
 		/* One flush of the file system covers every file and every
 		 * directory entry of the batch. */
 		if (syncfs(delivery_dirfd) == -1) {

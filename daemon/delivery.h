@@ -16,10 +16,7 @@
 
 #define DELIVERY_SYNCFS 0 /* one syncfs(2) per batch */
 #define DELIVERY_FSYNC 1  /* fsync each file and each new/ directory */
-#define DELIVERY_AUTO 2   /* fsync for small batches, syncfs for large */
-
-/* With DELIVERY_AUTO, batches up to this many messages use fsync. */
-#define DELIVERY_AUTO_FSYNC_MAX 2
+#define DELIVERY_AUTO 2   /* syncfs on local disk file systems, else fsync */
 
 struct delivery_job {
 	/* Filled by the caller, who keeps them alive until done runs. */
@@ -40,8 +37,13 @@ struct delivery_job {
 	struct delivery_job *next;
 };
 
+/* The barrier DELIVERY_AUTO picks for a file system type (statfs f_type):
+ * DELIVERY_SYNCFS or DELIVERY_FSYNC. */
+int delivery_auto_mode(long f_type);
+
 /* Prepares group commit for srv (data_dir must exist). mode is one of
- * DELIVERY_*. Returns 0, or -1 with errno. */
+ * DELIVERY_*; AUTO is resolved here from data_dir's file system. Returns
+ * 0, or -1 with errno. */
 int delivery_init(struct server *srv, int mode);
 
 /* Queues a job; its done callback runs once every copy is durable or the

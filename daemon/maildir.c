@@ -17,7 +17,6 @@
 #include "maildir.h"
 #include "util.h"
 
-#define MAILDIR_LOCK_FILE "postern.lock"
 #define MAILDIR_READ_CHUNK 65536
 
 static int maildir_check_component(const char *s);
@@ -755,23 +754,17 @@ fail:
 int
 maildir_lock(const char *path)
 {
-	char lockpath[PATH_MAX];
-	int fd, r, saved;
+	int fd, saved;
 
 	if (maildir_ensure(path) == -1)
 		return -1;
-	r = snprintf(lockpath, sizeof(lockpath), "%s/%s", path,
-		     MAILDIR_LOCK_FILE);
-	if (r < 0 || (size_t)r >= sizeof(lockpath)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1)
 		return -1;
-	/* RFC 1939 §8: one exclusive-access lock per maildrop. flock locks
-	 * belong to the open file, so two sessions of one process exclude
-	 * each other too. */
+	/* RFC 1939 §8: one exclusive-access lock per maildrop. It is taken
+	 * on the directory, so a login creates no file; flock locks belong
+	 * to the open file, so two sessions of one process exclude each
+	 * other too. */
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		saved = errno;
 		close(fd);
@@ -790,24 +783,39 @@ maildir_unlock(int *fd)
 	}
 }
 
-int
-maildir_remove(const char *path, const char *rel)
+/* Only names that maildir_scan hands out: new/NAME or cur/NAME. */
+static int
+maildir_check_rel(const char *rel)
 {
-	char full[PATH_MAX];
-	int r;
-
-	/* Only names that maildir_scan hands out: new/NAME or cur/NAME. */
 	if ((strncmp(rel, "new/", 4) != 0 && strncmp(rel, "cur/", 4) != 0) ||
 	    !maildir_check_component(rel + 4)) {
 		errno = EINVAL;
 		return -1;
 	}
-	r = snprintf(full, sizeof(full), "%s/%s", path, rel);
-	if (r < 0 || (size_t)r >= sizeof(full)) {
-		errno = ENAMETOOLONG;
+	return 0;
+}
+
+int
+maildir_open_message(int dirfd, const char *rel)
+{
+	int fd;
+
+	if (maildir_check_rel(rel) == -1)
 		return -1;
-	}
-	if (unlink(full) == -1 && errno != ENOENT)
+	/* O_NOATIME spares a journalled inode update per first read; only
+	 * the file's owner may ask for it. */
+	fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd;
+}
+
+int
+maildir_remove(int dirfd, const char *rel)
+{
+	if (maildir_check_rel(rel) == -1)
+		return -1;
+	if (unlinkat(dirfd, rel, 0) == -1 && errno != ENOENT)
 		return -1;
 	return 0;
 }

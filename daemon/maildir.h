@@ -60,14 +60,20 @@ void maildir_scan_free(struct maildir_msg **msgs, size_t n);
 /* Sum of on-disk sizes (S=, or stat) of new/ and cur/. Returns 0 or -1. */
 int maildir_usage(const char *path, uint64_t *bytes_r);
 
-/* Takes the exclusive POP3 maildrop lock (flock on path/postern.lock,
- * created when missing, together with the maildir). Returns an fd, or -1
- * with errno EWOULDBLOCK when another session holds it. */
+/* Takes the exclusive POP3 maildrop lock: flock on the maildir directory
+ * itself, created when missing. Returns the directory's fd (the base for
+ * maildir_open_message and maildir_remove), or -1 with errno EWOULDBLOCK
+ * when another session holds it. */
 int maildir_lock(const char *path);
 void maildir_unlock(int *fd);
 
-/* Unlinks path/rel. Returns 0, or -1 with errno (ENOENT counts as done
- * and returns 0). */
-int maildir_remove(const char *path, const char *rel);
+/* Opens rel ("new/NAME" or "cur/NAME") under the maildir dirfd for
+ * reading, without updating its access time where the kernel allows.
+ * Returns an fd or -1 with errno. */
+int maildir_open_message(int dirfd, const char *rel);
+
+/* Unlinks rel under the maildir dirfd. Returns 0, or -1 with errno
+ * (ENOENT counts as done and returns 0). */
+int maildir_remove(int dirfd, const char *rel);
 
 #endif

@@ -109,7 +109,7 @@ struct pop3_session {
 
 	/* TRANSACTION: the maildrop, locked */
 	char maildir[PATH_MAX];
-	int lock_fd;
+	int maildir_fd; /* flock'ed; messages are opened relative to it */
 	struct maildir_msg *msgs;
 	size_t nmsgs;
 	unsigned char *deleted; /* DELE marks, one per message */
@@ -155,6 +155,7 @@ struct pop3_job {
 	const struct maildir_msg *umsgs;
 	const unsigned char *udeleted;
 	size_t un;
+	int udirfd;
 	/* JOB_UPDATE, out */
 	unsigned removed, failed;
 };
@@ -305,7 +306,7 @@ pop3_session_start(struct server *srv, evutil_socket_t fd,
 	s->srv = srv;
 	s->peer = *peer;
 	s->state = POP3_STATE_AUTHORIZATION;
-	s->lock_fd = -1;
+	s->maildir_fd = -1;
 	s->retr_fd = -1;
 	s->implicit_tls = implicit_tls;
 	util_random_hex(s->id, 8);
@@ -985,17 +986,10 @@ pop3_cmd_uidl(struct pop3_session *s, size_t argc, char **argv)
 static enum pop3_cmd_result
 pop3_retr_start(struct pop3_session *s, size_t i, int top, uint64_t lines)
 {
-	char path[PATH_MAX];
-	int r;
-
-	r = snprintf(path, sizeof(path), "%s/%s", s->maildir, s->msgs[i].rel);
-	if (r < 0 || (size_t)r >= sizeof(path)) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open message");
-		return CMD_DONE;
-	}
-	s->retr_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	s->retr_fd = maildir_open_message(s->maildir_fd, s->msgs[i].rel);
 	if (s->retr_fd == -1) {
-		log_warn("%s pop3 open %s", s->id, path);
+		log_warn("%s pop3 open %s/%s", s->id, s->maildir,
+			 s->msgs[i].rel);
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open message");
 		return CMD_DONE;
 	}
@@ -1117,6 +1111,7 @@ pop3_cmd_quit(struct pop3_session *s, size_t argc, char **argv)
 	job->umsgs = s->msgs;
 	job->udeleted = s->deleted;
 	job->un = s->nmsgs;
+	job->udirfd = s->maildir_fd;
 	s->job = job;
 	pop3_update_reading(s);
 	worker_submit(s->srv->workers, pop3_update_work, pop3_update_done, job);
@@ -1315,7 +1310,7 @@ pop3_open_done(void *arg)
 		return;
 	}
 	strlcpy(s->maildir, job->maildir, sizeof(s->maildir));
-	s->lock_fd = job->lock_fd;
+	s->maildir_fd = job->lock_fd;
 	job->lock_fd = -1;
 	s->msgs = job->msgs;
 	s->nmsgs = job->nmsgs;
@@ -1363,7 +1358,7 @@ static int
 pop3_stream_fill(struct pop3_session *s)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	char buf[POP3_READ_CHUNK];
+	char buf[POP3_READ_CHUNK], end[POP3_ENCODER_FINISH_MAX];
 
 	while (s->stream != STREAM_NONE &&
 	       evbuffer_get_length(out) < POP3_STREAM_HIWAT) {
@@ -1389,22 +1384,24 @@ pop3_stream_fill(struct pop3_session *s)
 			pop3_session_close(s, "io-error", 0);
 			return -1;
 		}
-		if (got == 0) {
-			char end[POP3_ENCODER_FINISH_MAX];
-
-			o = pop3_encoder_finish(&s->enc, end);
-			evbuffer_add(out, end, o);
-			pop3_stream_stop(s);
-			break;
+		if (got > 0) {
+			if (evbuffer_reserve_space(out, 2 * got, &vec, 1) < 1)
+				fatalx("pop3: evbuffer_reserve_space");
+			o = pop3_encoder_feed(&s->enc, buf, (size_t)got,
+					      vec.iov_base, vec.iov_len, &used);
+			if (used != (size_t)got)
+				fatalx("pop3: encoder left input");
+			vec.iov_len = o;
+			evbuffer_commit_space(out, &vec, 1);
+			/* A short read of a regular file is its end: no
+			 * extra read() to learn it. */
+			if ((size_t)got == sizeof(buf))
+				continue;
 		}
-		if (evbuffer_reserve_space(out, 2 * got, &vec, 1) < 1)
-			fatalx("pop3: evbuffer_reserve_space");
-		o = pop3_encoder_feed(&s->enc, buf, (size_t)got, vec.iov_base,
-				      vec.iov_len, &used);
-		if (used != (size_t)got)
-			fatalx("pop3: encoder left input");
-		vec.iov_len = o;
-		evbuffer_commit_space(out, &vec, 1);
+		o = pop3_encoder_finish(&s->enc, end);
+		evbuffer_add(out, end, o);
+		pop3_stream_stop(s);
+		break;
 	}
 	return 0;
 }
@@ -1469,7 +1466,7 @@ pop3_update_work(void *arg)
 	for (i = 0; i < job->un; i++) {
 		if (!job->udeleted[i])
 			continue;
-		if (maildir_remove(job->maildir, job->umsgs[i].rel) == -1) {
+		if (maildir_remove(job->udirfd, job->umsgs[i].rel) == -1) {
 			log_warn("pop3 remove %s/%s", job->maildir,
 				 job->umsgs[i].rel);
 			job->failed++;
@@ -1667,7 +1664,7 @@ pop3_session_free(struct pop3_session *s)
 
 	bufferevent_free(s->bev);
 	pop3_stream_stop(s);
-	maildir_unlock(&s->lock_fd);
+	maildir_unlock(&s->maildir_fd);
 	maildir_scan_free(&s->msgs, s->nmsgs);
 	free(s->deleted);
 	auth_cancel(&s->auth);

@@ -151,8 +151,8 @@ teardown() { _test_teardown; }
 		run -0 _pop3_raw "L:AUTH PLAIN $(_sasl_plain "$name" alice-secret)" R 'L:QUIT' R
 		refute_line -n 1 --regexp '^\+OK'
 	done
-	# no lock file or maildir was made outside the real mailboxes
-	run find "$BATS_FILE_TMPDIR" -name 'postern.lock' -not -path "$DATA_DIR/mail/example.test/*"
+	# no maildir was made outside the real mailboxes
+	run find "$BATS_FILE_TMPDIR" -name 'new' -type d -not -path "$DATA_DIR/mail/example.test/*"
 	assert_output ''
 	run find "$DATA_DIR" -maxdepth 3 -path "$DATA_DIR/mail/*" -type d
 	refute_output --partial '..'

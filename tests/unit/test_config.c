@@ -699,6 +699,20 @@ test_listen_empty_in_file(void)
 	CHECK_STR(c.smtp_listen.addr[0].host, "::1");
 }
 
+/* durability = auto: syncfs only where the file system is a local disk
+ * one; network and FUSE file systems get per-file fsync. */
+static void
+test_durability_auto(void)
+{
+	CHECK(delivery_auto_mode(0xEF53) == DELIVERY_SYNCFS);	  /* ext4 */
+	CHECK(delivery_auto_mode(0x58465342) == DELIVERY_SYNCFS); /* xfs */
+	CHECK(delivery_auto_mode(0x9123683E) == DELIVERY_SYNCFS); /* btrfs */
+	CHECK(delivery_auto_mode(0x6969) == DELIVERY_FSYNC);	  /* nfs */
+	CHECK(delivery_auto_mode(0x65735546) == DELIVERY_FSYNC);  /* fuse */
+	CHECK(delivery_auto_mode(0xFF534D42) == DELIVERY_FSYNC);  /* cifs */
+	CHECK(delivery_auto_mode(0) == DELIVERY_FSYNC);
+}
+
 int
 main(void)
 {
@@ -723,6 +737,7 @@ main(void)
 	RUN(test_unreadable);
 	RUN(test_listen_table);
 	RUN(test_listen_empty_in_file);
+	RUN(test_durability_auto);
 
 	ret = HARNESS_DONE();
 	unlink(conf_path);

@@ -551,11 +551,14 @@ test_lock(void)
 	join(md, sizeof(md), root, "lock/mail/example.test/bob");
 	fd1 = maildir_lock(md); /* creates the maildir */
 	CHECK(fd1 >= 0);
+	/* The lock is on the directory itself: no lock file. */
+	CHECK(count_entries(md) == 0);
 	join(path, sizeof(path), md, "postern.lock");
-	CHECK(access(path, F_OK) == 0);
+	CHECK(access(path, F_OK) == -1 && errno == ENOENT);
 	join(path, sizeof(path), md, "new");
 	CHECK(is_dir(path, NULL));
 	CHECK(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
+	CHECK(faccessat(fd1, "new", F_OK, 0) == 0);
 
 	errno = 0;
 	fd2 = maildir_lock(md);
@@ -567,7 +570,7 @@ test_lock(void)
 	CHECK(fd3 >= 0);
 	maildir_unlock(&fd3);
 
-	/* A lock file path that cannot be created. */
+	/* A maildir path that is a file. */
 	join(path, sizeof(path), root, "lock/file");
 	write_file(path, "", 0);
 	CHECK(maildir_lock(path) == -1);
@@ -580,24 +583,33 @@ test_remove(void)
 	    "../x",    "new/../x", "new/..", "new/.",	    "new/",   "tmp/x",
 	    "new/a/b", "x",	   "",	     "/etc/passwd", "cur//x",
 	};
-	char md[PATH_MAX], path[PATH_MAX];
+	char md[PATH_MAX], path[PATH_MAX], buf[8];
 	size_t i;
+	int dirfd, fd;
 
 	join(md, sizeof(md), root, "rm");
-	CHECK(maildir_ensure(md) == 0);
+	CHECK((dirfd = maildir_lock(md)) >= 0);
 	join(path, sizeof(path), md, "new/a");
 	write_file(path, "a\n", 2);
 	join(path, sizeof(path), md, "cur/b:2,S");
 	write_file(path, "b\n", 2);
 	CHECK(count_entries(md) == 2);
-	CHECK(maildir_remove(md, "new/a") == 0);
-	CHECK(maildir_remove(md, "new/a") == 0); /* ENOENT is done */
-	CHECK(maildir_remove(md, "cur/b:2,S") == 0);
+	CHECK((fd = maildir_open_message(dirfd, "new/a")) >= 0);
+	CHECK(read(fd, buf, sizeof(buf)) == 2 && memcmp(buf, "a\n", 2) == 0);
+	close(fd);
+	CHECK(maildir_open_message(dirfd, "new/zz") == -1 && errno == ENOENT);
+	CHECK(maildir_remove(dirfd, "new/a") == 0);
+	CHECK(maildir_remove(dirfd, "new/a") == 0); /* ENOENT is done */
+	CHECK(maildir_remove(dirfd, "cur/b:2,S") == 0);
 	CHECK(count_entries(md) == 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
-		CHECK(maildir_remove(md, bad[i]) == -1 && errno == EINVAL);
+		CHECK(maildir_remove(dirfd, bad[i]) == -1 && errno == EINVAL);
+		errno = 0;
+		CHECK(maildir_open_message(dirfd, bad[i]) == -1 &&
+		      errno == EINVAL);
 	}
+	maildir_unlock(&dirfd);
 }
 
 static void
