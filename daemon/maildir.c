@@ -261,14 +261,6 @@ maildir_link_each(const char *spool_path, const char *const *maildirs, size_t n,
 				break;
 		if (j < i)
 			continue;
-		/* A maildir made here is made durable at once (its parents
-		 * are fsynced): a batch barrier covers only new/ and the
-		 * file, and creation happens once per mailbox. */
-		if (maildir_ensure_created(maildirs[i], &created) == -1) {
-			snprintf(err, errlen, "create maildir %s: %s",
-				 maildirs[i], strerror(errno));
-			return -1;
-		}
 		r = snprintf(path, sizeof(path), "%s/new/%s", maildirs[i],
 			     name);
 		if (r < 0 || (size_t)r >= sizeof(path)) {
@@ -276,7 +268,21 @@ maildir_link_each(const char *spool_path, const char *const *maildirs, size_t n,
 			snprintf(err, errlen, "maildir path too long");
 			return -1;
 		}
-		if (link(spool_path, path) == -1) {
+		r = link(spool_path, path);
+		/* The maildir exists on every delivery but the first: make
+		 * it only when the link says so. A maildir made here is made
+		 * durable at once (its parents are fsynced): a batch barrier
+		 * covers only new/ and the file. */
+		if (r == -1 && errno == ENOENT) {
+			if (maildir_ensure_created(maildirs[i], &created) ==
+			    -1) {
+				snprintf(err, errlen, "create maildir %s: %s",
+					 maildirs[i], strerror(errno));
+				return -1;
+			}
+			r = link(spool_path, path);
+		}
+		if (r == -1) {
 			snprintf(err, errlen, "link %s: %s", path,
 				 strerror(errno));
 			return -1;

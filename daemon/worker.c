@@ -105,8 +105,11 @@ worker_on_notify(evutil_socket_t fd, short what, void *arg)
 	char buf[64];
 
 	(void)what;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	/* Workers write a byte only while notified is 0, so the pipe holds
+	 * at most one: one read empties it. */
+	if (read(fd, buf, sizeof(buf)) == -1 && errno != EAGAIN &&
+	    errno != EINTR)
+		log_warn("worker: notify read");
 	pthread_mutex_lock(&pool->lock);
 	pool->notified = 0;
 	job = worker_queue_take_all(&pool->done);
