@@ -176,11 +176,67 @@ pop3_encoder_is_done(const struct pop3_encoder *e)
 	return e->done;
 }
 
+/* RETR counts no lines, so the text between line ends is copied in runs
+ * rather than octet by octet; the output is the one of the loop in
+ * pop3_encoder_feed (the unit tests compare the two). */
+static size_t
+pop3_encoder_feed_runs(struct pop3_encoder *e, const char *in, size_t inlen,
+		       char *out, size_t outcap, size_t *consumed_r)
+{
+	size_t i = 0, o = 0, run;
+	const char *nl;
+
+	while (i < inlen && outcap - o >= 2) {
+		if (e->line_start) {
+			e->any = 1;
+			e->line_start = 0;
+			/* RFC 1939 §3: byte-stuff a leading termination
+			 * octet. */
+			if (in[i] == '.') {
+				out[o++] = '.';
+				out[o++] = '.';
+				e->prev_cr = 0;
+				i++;
+				continue;
+			}
+		}
+		/* The text up to the LF (or the end of the input), as much
+		 * as fits. */
+		nl = memchr(in + i, '\n', inlen - i);
+		run = nl ? (size_t)(nl - (in + i)) : inlen - i;
+		if (run > outcap - o)
+			run = outcap - o;
+		if (run > 0) {
+			memcpy(out + o, in + i, run);
+			e->any = 1;
+			e->prev_cr = in[i + run - 1] == '\r';
+			o += run;
+			i += run;
+			continue;
+		}
+		/* The LF: CRLF on the wire; a stored CRLF keeps its CR,
+		 * already written. */
+		e->any = 1;
+		if (!e->prev_cr)
+			out[o++] = '\r';
+		out[o++] = '\n';
+		e->prev_cr = 0;
+		e->line_start = 1;
+		i++;
+	}
+	*consumed_r = i;
+	return o;
+}
+
 size_t
 pop3_encoder_feed(struct pop3_encoder *e, const char *in, size_t inlen,
 		  char *out, size_t outcap, size_t *consumed_r)
 {
 	size_t i, o = 0;
+
+	if (!e->top)
+		return pop3_encoder_feed_runs(e, in, inlen, out, outcap,
+					      consumed_r);
 
 	for (i = 0; i < inlen && !e->done && outcap - o >= 2; i++) {
 		char c = in[i];
