@@ -38,7 +38,7 @@ static int main_filter_start(struct server *srv);
 static void main_filter_on_events(evutil_socket_t fd, short what, void *arg);
 static void main_filter_on_tick(evutil_socket_t fd, short what, void *arg);
 static void main_filter_publish(struct server *srv, int force);
-static void main_filter_reload(struct server *srv);
+static void main_config_reload(struct server *srv);
 static void main_filter_stop(struct server *srv);
 
 static const char *main_conf_path = CONFIG_DEFAULT_PATH;
@@ -92,7 +92,7 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP) {
 		main_reload_tls(srv->cfg);
-		main_filter_reload(srv);
+		main_config_reload(srv);
 		return;
 	}
 	log_info("signal %d received, stopping", (int)sig);
@@ -188,28 +188,42 @@ main_filter_publish(struct server *srv, int force)
 }
 
 /* SIGHUP: reads the configuration again and applies its [filter] and
- * [abuse] sections; a bad file changes nothing. Other sections need a
- * restart. */
+ * [abuse] sections and the [relay] credentials and CA; a bad file changes
+ * nothing. Other settings need a restart. */
 static void
-main_filter_reload(struct server *srv)
+main_config_reload(struct server *srv)
 {
 	struct config *fresh = xmalloc(sizeof(*fresh));
+	struct queue_config *qc = &srv->cfg->queue;
 	char err[ERR_LEN];
 	int problems;
 
 	config_defaults(fresh);
 	problems = config_load(fresh, main_conf_path, main_config_error, NULL);
 	if (problems > 0) {
-		log_warnx("reload: %d configuration problem%s in %s: filter "
-			  "and abuse settings unchanged",
+		log_warnx("reload: %d configuration problem%s in %s: "
+			  "nothing changed",
 			  problems, problems == 1 ? "" : "s", main_conf_path);
-	} else if (filter_reconfigure(srv->filter, &fresh->filter, err,
-				      sizeof(err)) == -1) {
+		free(fresh);
+		return;
+	}
+	if (filter_reconfigure(srv->filter, &fresh->filter, err,
+			       sizeof(err)) == -1) {
 		log_warnx("reload: filter: %s", err);
 	} else {
 		srv->cfg->filter = fresh->filter;
 		srv->cfg->abuse = fresh->abuse;
 		log_info("reload: filter and abuse settings applied");
+	}
+	if (queue_reload_relay(&fresh->queue, err, sizeof(err)) == -1) {
+		log_warnx("reload: relay: %s", err);
+	} else if (qc->relay_host[0]) {
+		strlcpy(qc->relay_auth_file, fresh->queue.relay_auth_file,
+			sizeof(qc->relay_auth_file));
+		strlcpy(qc->relay_ca_file, fresh->queue.relay_ca_file,
+			sizeof(qc->relay_ca_file));
+		qc->relay_tls_verify = fresh->queue.relay_tls_verify;
+		log_info("reload: relay credentials and ca_file applied");
 	}
 	free(fresh);
 }

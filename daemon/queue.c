@@ -87,6 +87,10 @@ struct queue_attempt {
 	struct sockaddr_storage sa;
 	char host[DNS_NAME_MAX];
 	char msg_path[QUEUE_PATH_MAX];
+	/* Relay credentials and TLS context as they were when the session
+	 * started: a reload (SIGHUP) does not change them under it. */
+	char auth_user[QUEUE_RELAY_FIELD_MAX], auth_pass[QUEUE_RELAY_FIELD_MAX];
+	SSL_CTX *relay_ctx; /* a reference, or NULL */
 	struct queue_attempt *prev, *next;
 };
 
@@ -124,7 +128,8 @@ static unsigned queue_active;
 static struct event *queue_tick_ev, *queue_kick_ev;
 static struct timespec queue_dir_mtime, queue_flush_mtime;
 static char queue_dir[QUEUE_PATH_MAX];
-static char queue_relay_user[256], queue_relay_pass[256];
+static char queue_relay_user[QUEUE_RELAY_FIELD_MAX],
+    queue_relay_pass[QUEUE_RELAY_FIELD_MAX];
 static SSL_CTX *queue_relay_ctx; /* own context when ca_file is set */
 
 /* Messages */
@@ -172,7 +177,10 @@ static int queue_dsn_wanted(const struct queue_env *env,
 static int queue_rcpt_is_local(const struct queue_rcpt *rc);
 
 /* Setup */
-static int queue_read_auth_file(const char *path, char *err, size_t errlen);
+static int queue_read_auth_file(const char *path, char *user, char *pass,
+				char *err, size_t errlen);
+static int queue_load_relay_ctx(const char *ca_file, SSL_CTX **ctx_r,
+				char *err, size_t errlen);
 static void queue_errorf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -256,8 +264,11 @@ queue_load_one(const char *id, void *arg)
 	(*count)++;
 }
 
+/* Reads "user\npassword\n" into user and pass (QUEUE_RELAY_FIELD_MAX
+ * each). Returns 0, or -1 with a message in err. */
 static int
-queue_read_auth_file(const char *path, char *err, size_t errlen)
+queue_read_auth_file(const char *path, char *user, char *pass, char *err,
+		     size_t errlen)
 {
 	char buf[600], *nl;
 	struct stat st;
@@ -290,17 +301,72 @@ queue_read_auth_file(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	*nl = '\0';
-	strlcpy(queue_relay_user, buf, sizeof(queue_relay_user));
+	strlcpy(user, buf, QUEUE_RELAY_FIELD_MAX);
 	nl[1 + strcspn(nl + 1, "\r\n")] = '\0';
-	strlcpy(queue_relay_pass, nl + 1, sizeof(queue_relay_pass));
+	strlcpy(pass, nl + 1, QUEUE_RELAY_FIELD_MAX);
 	explicit_bzero(buf, sizeof(buf));
-	if (queue_relay_user[0] == '\0' || queue_relay_pass[0] == '\0') {
+	if (user[0] == '\0' || pass[0] == '\0') {
 		snprintf(err, errlen,
 			 "[relay] auth_file %s: empty user name "
 			 "or password",
 			 path);
 		return -1;
 	}
+	return 0;
+}
+
+/* A client context that trusts only ca_file. Returns 0, or -1 with a
+ * message in err. */
+static int
+queue_load_relay_ctx(const char *ca_file, SSL_CTX **ctx_r, char *err,
+		     size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL ||
+	    !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		snprintf(err, errlen, "[relay] ca_file %s: cannot load",
+			 ca_file);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	*ctx_r = ctx;
+	return 0;
+}
+
+int
+queue_reload_relay(const struct queue_config *fresh, char *err, size_t errlen)
+{
+	char user[QUEUE_RELAY_FIELD_MAX] = "", pass[QUEUE_RELAY_FIELD_MAX] = "";
+	SSL_CTX *ctx = NULL;
+
+	if (strcmp(fresh->relay_host, queue_cfg->relay_host) != 0 ||
+	    fresh->relay_port != queue_cfg->relay_port) {
+		snprintf(err, errlen,
+			 "a new [relay] host or port needs a restart");
+		return -1;
+	}
+	if (fresh->relay_host[0] == '\0')
+		return 0;
+	if (fresh->relay_auth_file[0] &&
+	    queue_read_auth_file(fresh->relay_auth_file, user, pass, err,
+				 errlen) == -1) {
+		explicit_bzero(pass, sizeof(pass));
+		return -1;
+	}
+	if (fresh->relay_ca_file[0] &&
+	    queue_load_relay_ctx(fresh->relay_ca_file, &ctx, err, errlen) ==
+		-1) {
+		explicit_bzero(pass, sizeof(pass));
+		return -1;
+	}
+	/* Sessions already running hold their own copies. */
+	strlcpy(queue_relay_user, user, sizeof(queue_relay_user));
+	strlcpy(queue_relay_pass, pass, sizeof(queue_relay_pass));
+	explicit_bzero(pass, sizeof(pass));
+	SSL_CTX_free(queue_relay_ctx);
+	queue_relay_ctx = ctx;
 	return 0;
 }
 
@@ -340,23 +406,13 @@ queue_init(struct server *srv, const struct queue_config *qc, char *err,
 	}
 	if (qc->relay_host[0]) {
 		if (qc->relay_auth_file[0] &&
-		    queue_read_auth_file(qc->relay_auth_file, err, errlen))
+		    queue_read_auth_file(qc->relay_auth_file, queue_relay_user,
+					 queue_relay_pass, err, errlen) == -1)
 			return -1;
-		if (qc->relay_ca_file[0]) {
-			queue_relay_ctx = SSL_CTX_new(TLS_client_method());
-			if (queue_relay_ctx == NULL ||
-			    !SSL_CTX_set_min_proto_version(queue_relay_ctx,
-							   TLS1_2_VERSION) ||
-			    SSL_CTX_load_verify_locations(queue_relay_ctx,
-							  qc->relay_ca_file,
-							  NULL) != 1) {
-				snprintf(err, errlen,
-					 "[relay] ca_file %s: "
-					 "cannot load",
-					 qc->relay_ca_file);
-				return -1;
-			}
-		}
+		if (qc->relay_ca_file[0] &&
+		    queue_load_relay_ctx(qc->relay_ca_file, &queue_relay_ctx,
+					 err, errlen) == -1)
+			return -1;
 	}
 	if (dns_init(srv->base, qc->dns_servers, err, errlen) == -1)
 		return -1;
@@ -772,11 +828,18 @@ queue_attempt_next(struct queue_attempt *a)
 	if (relay) {
 		p->tls = SMTP_CLIENT_TLS_MUST;
 		p->tls_verify = queue_cfg->relay_tls_verify;
-		p->ssl_ctx =
-		    queue_relay_ctx ? queue_relay_ctx : tls_client_ctx();
+		SSL_CTX_free(a->relay_ctx);
+		a->relay_ctx = NULL;
+		if (queue_relay_ctx && SSL_CTX_up_ref(queue_relay_ctx))
+			a->relay_ctx = queue_relay_ctx;
+		p->ssl_ctx = a->relay_ctx ? a->relay_ctx : tls_client_ctx();
 		if (queue_relay_user[0]) {
-			p->auth_user = queue_relay_user;
-			p->auth_pass = queue_relay_pass;
+			strlcpy(a->auth_user, queue_relay_user,
+				sizeof(a->auth_user));
+			strlcpy(a->auth_pass, queue_relay_pass,
+				sizeof(a->auth_pass));
+			p->auth_user = a->auth_user;
+			p->auth_pass = a->auth_pass;
 		}
 	} else {
 		p->tls = (queue_cfg->starttls && !a->tls_off)
@@ -1033,6 +1096,8 @@ queue_attempt_free(struct queue_attempt *a)
 	free(a->dns);
 	free(a->crcpts);
 	free(a->cmap);
+	SSL_CTX_free(a->relay_ctx);
+	explicit_bzero(a->auth_pass, sizeof(a->auth_pass));
 	free(a);
 }
 

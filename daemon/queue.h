@@ -22,6 +22,14 @@
 int queue_init(struct server *srv, const struct queue_config *qc, char *err,
 	       size_t errlen);
 
+/* SIGHUP: reads the [relay] auth_file and ca_file of fresh again and uses
+ * them for the sessions that start from now on. A changed host or port
+ * needs a restart. Returns 0, or -1 with a message in err (nothing is
+ * changed then). The caller copies fresh's relay settings into the
+ * configuration that queue_init was given. */
+int queue_reload_relay(const struct queue_config *fresh, char *err,
+		       size_t errlen);
+
 /* Tells the runner about a message stored with queue_spool_store once it
  * is durable (after the delivery barrier). Loop thread only. Unknown or
  * unreadable ids are logged and ignored. */

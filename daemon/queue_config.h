@@ -5,6 +5,9 @@
 #ifndef POSTERN_QUEUE_CONFIG_H
 #define POSTERN_QUEUE_CONFIG_H
 
+/* Longest relay user name or password, with its NUL. */
+#define QUEUE_RELAY_FIELD_MAX 256
+
 #include <stdint.h>
 
 struct queue_config {

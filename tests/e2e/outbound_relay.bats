@@ -111,6 +111,62 @@ teardown() {
 	_queue_wait_count 0
 }
 
+# Counts the daemon log lines since the test began that contain a string.
+# @param $1 string
+__log_count() {
+	_log_since_test_start | grep -cF -- "$1"
+}
+
+__log_count_is() {
+	(($(__log_count "$1") >= $2))
+}
+
+# Writes the relay auth_file and sends SIGHUP; waits for the Nth reload
+# line of this test.
+# @param $1 password
+# @param $2 N
+__relay_password() {
+	printf 'relayuser\n%s\n' "$1" >"$BATS_FILE_TMPDIR/relay.auth"
+	kill -HUP "$(_daemon_pid)"
+	_repeat_until_timeout 10 __log_count_is "reload: relay credentials" "$2"
+}
+
+@test "SIGHUP reads a changed relay auth_file: deferred mail then logs in with it" {
+	local d="$BATS_FILE_TMPDIR" before
+	_sink_stop relay
+	_sink_start relay 127.0.0.4 --tls-cert "$d/relay.test.crt" \
+		--tls-key "$d/relay.test.key" --require-tls --auth relayuser:newpass
+	before=$(_sink_count relay)
+	run -0 _send --from sender@example.test --to fwd-ok@example.test
+	_log_wait "queue deferred rcpt=<bob@remote.test>"
+	[[ $(_sink_count relay) -eq $before ]]
+	__relay_password newpass 1
+	run -0 _ctl queue flush
+	_sink_wait relay $((before + 1)) 20
+	_queue_wait_count 0
+	run -0 cat "$(_sink_dir relay)/msg-$(_sink_count relay).json"
+	assert_output --partial '"authenticated": true'
+	# Back to the first password, for the tests that follow.
+	__relay_password relaypass 2
+	_sink_stop relay
+	_sink_start relay 127.0.0.4 --tls-cert "$d/relay.test.crt" \
+		--tls-key "$d/relay.test.key" --require-tls --auth relayuser:relaypass
+}
+
+@test "SIGHUP with a broken relay auth_file keeps the credentials in use" {
+	local d="$BATS_FILE_TMPDIR" before
+	: >"$d/relay.auth"
+	kill -HUP "$(_daemon_pid)"
+	_log_wait "reload: relay: [relay] auth_file $d/relay.auth: empty"
+	before=$(_sink_count relay)
+	run -0 _send --from sender@example.test --to fwd-ok@example.test
+	_sink_wait relay $((before + 1))
+	_queue_wait_count 0
+	printf 'relayuser\nrelaypass\n' >"$d/relay.auth"
+	kill -HUP "$(_daemon_pid)"
+	_log_wait "reload: relay credentials"
+}
+
 @test "a relay whose certificate is for another name is refused" {
 	_sink_stop relay
 	_sink_start relay 127.0.0.4 --tls-cert "$BATS_FILE_TMPDIR/other.crt" \
