@@ -16,7 +16,7 @@
 
 #define DELIVERY_SYNCFS 0 /* one syncfs(2) per batch */
 #define DELIVERY_FSYNC 1  /* fsync each file and each new/ directory */
-#define DELIVERY_AUTO 2   /* syncfs on local disk file systems, else fsync */
+#define DELIVERY_AUTO 2	  /* syncfs on local disk file systems, else fsync */
 
 struct delivery_job {
 	/* Filled by the caller, who keeps them alive until done runs. */

@@ -207,8 +207,8 @@ main_config_reload(struct server *srv)
 		free(fresh);
 		return;
 	}
-	if (filter_reconfigure(srv->filter, &fresh->filter, err,
-			       sizeof(err)) == -1) {
+	if (filter_reconfigure(srv->filter, &fresh->filter, err, sizeof(err)) ==
+	    -1) {
 		log_warnx("reload: filter: %s", err);
 	} else {
 		srv->cfg->filter = fresh->filter;

@@ -179,8 +179,8 @@ static int queue_rcpt_is_local(const struct queue_rcpt *rc);
 /* Setup */
 static int queue_read_auth_file(const char *path, char *user, char *pass,
 				char *err, size_t errlen);
-static int queue_load_relay_ctx(const char *ca_file, SSL_CTX **ctx_r,
-				char *err, size_t errlen);
+static int queue_load_relay_ctx(const char *ca_file, SSL_CTX **ctx_r, char *err,
+				size_t errlen);
 static void queue_errorf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
