@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # The daemon's life: it creates data_dir, spool/ and mail/ when missing,
 # logs its listeners, stops cleanly on SIGTERM and SIGINT (also with a
-# client in the middle of DATA, which then stores nothing), and keeps mail
-# and accounts across a restart.
+# client in the middle of DATA, which then stores nothing), keeps mail
+# and accounts across a restart, and logs the durability barrier it uses.
 
 load helpers/common
 load helpers/daemon
@@ -76,4 +76,24 @@ __signal_and_restart() {
 	_daemon_restart
 	run -0 _pop3 alice@example.test alice-secret stat
 	assert_line -n 0 --regexp '^1 [0-9]+$'
+}
+
+@test "durability = auto logs its barrier: syncfs on a local disk file system, else fsync" {
+	local want=fsync
+	case $(stat -f -c %T "$DATA_DIR") in
+	ext2/ext3 | xfs | btrfs | f2fs | tmpfs) want=syncfs ;;
+	esac
+	run -0 cat "$DAEMON_LOG"
+	assert_output --partial "delivery: durability barrier $want"
+	# A forced mode wins, and mail is still delivered with it.
+	_daemon_write_config server.durability=fsync
+	_daemon_restart
+	run -0 _log_since_test_start
+	assert_output --partial "delivery: durability barrier fsync"
+	_clear_mailbox alice@example.test
+	run -0 _smtp_send_text s@remote.test alice@example.test "fsync mode"
+	assert_output --partial '250 2.0.0 Ok: queued as'
+	[[ $(_count_new alice@example.test) -eq 1 ]]
+	_daemon_write_config
+	_daemon_restart
 }
