@@ -17,6 +17,9 @@
 #include "maildir.h"
 #include "util.h"
 
+/* The lock file, where a directory cannot be flock'ed (maildir_lock). */
+#define MAILDIR_LOCK_FILE "postern.lock"
+
 #define MAILDIR_READ_CHUNK 65536
 
 static int maildir_check_component(const char *s);
@@ -758,35 +761,48 @@ fail:
 }
 
 int
-maildir_lock(const char *path)
+maildir_lock(const char *path, struct maildir_lock *lock)
 {
-	int fd, saved;
+	int saved;
 
+	lock->dirfd = lock->lockfd = -1;
 	if (maildir_ensure(path) == -1)
 		return -1;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
+	lock->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock->dirfd == -1)
 		return -1;
-	/* RFC 1939 §8: one exclusive-access lock per maildrop. It is taken
-	 * on the directory, so a login creates no file; flock locks belong
-	 * to the open file, so two sessions of one process exclude each
-	 * other too. */
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		saved = errno;
-		close(fd);
-		errno = saved;
+	/* RFC 1939 §8: one exclusive-access lock per maildrop, on the
+	 * directory so that a login creates no file. flock locks belong to
+	 * the open file, so two sessions of one process exclude each other
+	 * too. */
+	if (flock(lock->dirfd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK && maildir_lock_file(lock) == 0)
+		return 0;
+	saved = errno;
+	maildir_unlock(lock);
+	errno = saved;
+	return -1;
+}
+
+int
+maildir_lock_file(struct maildir_lock *lock)
+{
+	lock->lockfd = openat(lock->dirfd, MAILDIR_LOCK_FILE,
+			      O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock->lockfd == -1)
 		return -1;
-	}
-	return fd;
+	return flock(lock->lockfd, LOCK_EX | LOCK_NB);
 }
 
 void
-maildir_unlock(int *fd)
+maildir_unlock(struct maildir_lock *lock)
 {
-	if (*fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
+	if (lock->lockfd >= 0)
+		close(lock->lockfd);
+	if (lock->dirfd >= 0)
+		close(lock->dirfd);
+	lock->dirfd = lock->lockfd = -1;
 }
 
 /* Only names that maildir_scan hands out: new/NAME or cur/NAME. */

@@ -60,12 +60,26 @@ void maildir_scan_free(struct maildir_msg **msgs, size_t n);
 /* Sum of on-disk sizes (S=, or stat) of new/ and cur/. Returns 0 or -1. */
 int maildir_usage(const char *path, uint64_t *bytes_r);
 
-/* Takes the exclusive POP3 maildrop lock: flock on the maildir directory
- * itself, created when missing. Returns the directory's fd (the base for
- * maildir_open_message and maildir_remove), or -1 with errno EWOULDBLOCK
- * when another session holds it. */
-int maildir_lock(const char *path);
-void maildir_unlock(int *fd);
+/* The exclusive POP3 maildrop lock. dirfd is the maildir, the base for
+ * maildir_open_message and maildir_remove; lockfd is -1, or the lock file
+ * where the directory itself cannot be locked. */
+struct maildir_lock {
+	int dirfd;
+	int lockfd;
+};
+
+/* Takes the lock: flock on the maildir directory (created when missing),
+ * or, where the file system refuses that (NFS emulates flock with write
+ * locks, which a directory opened for reading cannot take), on the lock
+ * file postern.lock in it. Returns 0, or -1 with errno (EWOULDBLOCK: another
+ * session holds it); the lock is then all -1. */
+int maildir_lock(const char *path, struct maildir_lock *lock);
+
+/* The lock-file half of maildir_lock, on lock->dirfd. Returns 0 or -1. */
+int maildir_lock_file(struct maildir_lock *lock);
+
+/* Releases the lock and closes both descriptors; harmless twice. */
+void maildir_unlock(struct maildir_lock *lock);
 
 /* Opens rel ("new/NAME" or "cur/NAME") under the maildir dirfd for
  * reading, without updating its access time where the kernel allows.

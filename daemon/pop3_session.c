@@ -109,7 +109,7 @@ struct pop3_session {
 
 	/* TRANSACTION: the maildrop, locked */
 	char maildir[PATH_MAX];
-	int maildir_fd; /* flock'ed; messages are opened relative to it */
+	struct maildir_lock lock; /* lock.dirfd: messages open relative to it */
 	struct maildir_msg *msgs;
 	size_t nmsgs;
 	unsigned char *deleted; /* DELE marks, one per message */
@@ -145,7 +145,7 @@ struct pop3_job {
 	char maildir[PATH_MAX];
 
 	/* JOB_OPEN (after a successful login), out */
-	int lock_fd;
+	struct maildir_lock lock;
 	int lock_errno; /* maildir_lock failed */
 	int scan_errno; /* maildir_scan failed */
 	struct maildir_msg *msgs;
@@ -306,7 +306,7 @@ pop3_session_start(struct server *srv, evutil_socket_t fd,
 	s->srv = srv;
 	s->peer = *peer;
 	s->state = POP3_STATE_AUTHORIZATION;
-	s->maildir_fd = -1;
+	s->lock.dirfd = s->lock.lockfd = -1;
 	s->retr_fd = -1;
 	s->implicit_tls = implicit_tls;
 	util_random_hex(s->id, 8);
@@ -986,7 +986,7 @@ pop3_cmd_uidl(struct pop3_session *s, size_t argc, char **argv)
 static enum pop3_cmd_result
 pop3_retr_start(struct pop3_session *s, size_t i, int top, uint64_t lines)
 {
-	s->retr_fd = maildir_open_message(s->maildir_fd, s->msgs[i].rel);
+	s->retr_fd = maildir_open_message(s->lock.dirfd, s->msgs[i].rel);
 	if (s->retr_fd == -1) {
 		log_warn("%s pop3 open %s/%s", s->id, s->maildir,
 			 s->msgs[i].rel);
@@ -1106,12 +1106,12 @@ pop3_cmd_quit(struct pop3_session *s, size_t argc, char **argv)
 	job = xcalloc(1, sizeof(*job));
 	job->s = s;
 	job->kind = JOB_UPDATE;
-	job->lock_fd = -1;
+	job->lock.dirfd = job->lock.lockfd = -1;
 	strlcpy(job->maildir, s->maildir, sizeof(job->maildir));
 	job->umsgs = s->msgs;
 	job->udeleted = s->deleted;
 	job->un = s->nmsgs;
-	job->udirfd = s->maildir_fd;
+	job->udirfd = s->lock.dirfd;
 	s->job = job;
 	pop3_update_reading(s);
 	worker_submit(s->srv->workers, pop3_update_work, pop3_update_done, job);
@@ -1242,7 +1242,7 @@ pop3_open_start(struct pop3_session *s, const char *user)
 	job = xcalloc(1, sizeof(*job));
 	job->s = s;
 	job->kind = JOB_OPEN;
-	job->lock_fd = -1;
+	job->lock.dirfd = job->lock.lockfd = -1;
 	/* store_split_address admits only names that cannot leave the
 	 * store; maildir_path checks once more. */
 	if (store_split_address(user, local, sizeof(local), domain,
@@ -1267,14 +1267,13 @@ pop3_open_work(void *arg)
 {
 	struct pop3_job *job = arg;
 
-	job->lock_fd = maildir_lock(job->maildir);
-	if (job->lock_fd == -1) {
+	if (maildir_lock(job->maildir, &job->lock) == -1) {
 		job->lock_errno = errno;
 		return;
 	}
 	if (maildir_scan(job->maildir, &job->msgs, &job->nmsgs) == -1) {
 		job->scan_errno = errno;
-		maildir_unlock(&job->lock_fd);
+		maildir_unlock(&job->lock);
 	}
 }
 
@@ -1291,7 +1290,7 @@ pop3_open_done(void *arg)
 		pop3_schedule_free(s);
 		return;
 	}
-	if (job->lock_fd == -1) {
+	if (job->lock.dirfd == -1) {
 		if (job->lock_errno == EWOULDBLOCK) {
 			log_info("%s pop3 failed-login user=%s reason=in-use",
 				 s->id, s->login_user);
@@ -1310,8 +1309,8 @@ pop3_open_done(void *arg)
 		return;
 	}
 	strlcpy(s->maildir, job->maildir, sizeof(s->maildir));
-	s->maildir_fd = job->lock_fd;
-	job->lock_fd = -1;
+	s->lock = job->lock;
+	job->lock.dirfd = job->lock.lockfd = -1;
 	s->msgs = job->msgs;
 	s->nmsgs = job->nmsgs;
 	job->msgs = NULL;
@@ -1343,7 +1342,7 @@ pop3_job_free(struct pop3_job **jobp)
 
 	if (job == NULL)
 		return;
-	maildir_unlock(&job->lock_fd);
+	maildir_unlock(&job->lock);
 	maildir_scan_free(&job->msgs, job->nmsgs);
 	free(job);
 	*jobp = NULL;
@@ -1664,7 +1663,7 @@ pop3_session_free(struct pop3_session *s)
 
 	bufferevent_free(s->bev);
 	pop3_stream_stop(s);
-	maildir_unlock(&s->maildir_fd);
+	maildir_unlock(&s->lock);
 	maildir_scan_free(&s->msgs, s->nmsgs);
 	free(s->deleted);
 	auth_cancel(&s->auth);

@@ -546,34 +546,49 @@ static void
 test_lock(void)
 {
 	char md[PATH_MAX], path[PATH_MAX];
-	int fd1, fd2, fd3;
+	struct maildir_lock l1, l2, l3, f1, f2;
 
 	join(md, sizeof(md), root, "lock/mail/example.test/bob");
-	fd1 = maildir_lock(md); /* creates the maildir */
-	CHECK(fd1 >= 0);
+	CHECK(maildir_lock(md, &l1) == 0); /* creates the maildir */
+	CHECK(l1.dirfd >= 0 && l1.lockfd == -1);
 	/* The lock is on the directory itself: no lock file. */
-	CHECK(count_entries(md) == 0);
 	join(path, sizeof(path), md, "postern.lock");
 	CHECK(access(path, F_OK) == -1 && errno == ENOENT);
 	join(path, sizeof(path), md, "new");
 	CHECK(is_dir(path, NULL));
-	CHECK(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
-	CHECK(faccessat(fd1, "new", F_OK, 0) == 0);
+	CHECK(fcntl(l1.dirfd, F_GETFD) & FD_CLOEXEC);
+	CHECK(faccessat(l1.dirfd, "new", F_OK, 0) == 0);
 
 	errno = 0;
-	fd2 = maildir_lock(md);
-	CHECK(fd2 == -1 && errno == EWOULDBLOCK);
-	maildir_unlock(&fd1);
-	CHECK(fd1 == -1);
-	maildir_unlock(&fd1); /* harmless twice */
-	fd3 = maildir_lock(md);
-	CHECK(fd3 >= 0);
-	maildir_unlock(&fd3);
+	CHECK(maildir_lock(md, &l2) == -1 && errno == EWOULDBLOCK);
+	CHECK(l2.dirfd == -1 && l2.lockfd == -1);
+	maildir_unlock(&l1);
+	CHECK(l1.dirfd == -1 && l1.lockfd == -1);
+	maildir_unlock(&l1); /* harmless twice */
+	CHECK(maildir_lock(md, &l3) == 0);
+	maildir_unlock(&l3);
+
+	/* The lock file, for file systems that cannot flock a directory:
+	 * made on first use, exclusive, closed by maildir_unlock. */
+	f1.dirfd = open(md, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	f2.dirfd = open(md, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	f1.lockfd = f2.lockfd = -1;
+	CHECK(maildir_lock_file(&f1) == 0);
+	join(path, sizeof(path), md, "postern.lock");
+	CHECK(access(path, F_OK) == 0);
+	CHECK(fcntl(f1.lockfd, F_GETFD) & FD_CLOEXEC);
+	errno = 0;
+	CHECK(maildir_lock_file(&f2) == -1 && errno == EWOULDBLOCK);
+	maildir_unlock(&f1);
+	maildir_unlock(&f2);
+	CHECK(f1.dirfd == -1 && f1.lockfd == -1);
+	CHECK(f2.dirfd == -1 && f2.lockfd == -1);
 
 	/* A maildir path that is a file. */
 	join(path, sizeof(path), root, "lock/file");
 	write_file(path, "", 0);
-	CHECK(maildir_lock(path) == -1);
+	CHECK(maildir_lock(path, &l1) == -1);
+	CHECK(l1.dirfd == -1 && l1.lockfd == -1);
 }
 
 static void
@@ -585,10 +600,12 @@ test_remove(void)
 	};
 	char md[PATH_MAX], path[PATH_MAX], buf[8];
 	size_t i;
+	struct maildir_lock lock;
 	int dirfd, fd;
 
 	join(md, sizeof(md), root, "rm");
-	CHECK((dirfd = maildir_lock(md)) >= 0);
+	CHECK(maildir_lock(md, &lock) == 0);
+	dirfd = lock.dirfd;
 	join(path, sizeof(path), md, "new/a");
 	write_file(path, "a\n", 2);
 	join(path, sizeof(path), md, "cur/b:2,S");
@@ -609,7 +626,7 @@ test_remove(void)
 		CHECK(maildir_open_message(dirfd, bad[i]) == -1 &&
 		      errno == EINVAL);
 	}
-	maildir_unlock(&dirfd);
+	maildir_unlock(&lock);
 }
 
 static void
