@@ -167,6 +167,19 @@ __relay_password() {
 	_log_wait "reload: relay credentials"
 }
 
+@test "SIGHUP with a new relay host is refused: it needs a restart, nothing changes" {
+	local before
+	sed -i 's/^host = relay.test$/host = other.test/' "$CONFIG"
+	kill -HUP "$(_daemon_pid)"
+	_log_wait "reload: relay: a new [relay] host or port needs a restart"
+	sed -i 's/^host = other.test$/host = relay.test/' "$CONFIG"
+	# Mail still goes to the relay the daemon started with.
+	before=$(_sink_count relay)
+	run -0 _send --from sender@example.test --to fwd-ok@example.test
+	_sink_wait relay $((before + 1))
+	_queue_wait_count 0
+}
+
 @test "a relay whose certificate is for another name is refused" {
 	_sink_stop relay
 	_sink_start relay 127.0.0.4 --tls-cert "$BATS_FILE_TMPDIR/other.crt" \
